@@ -1,0 +1,84 @@
+"""System checks: configuration problems reported by ``manage.py check`` with ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .conf import SETTINGS_NAME, app_settings
+
+
+@checks.register("pinterest_capi")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    for key in app_settings.unknown_keys():
+        messages.append(
+            checks.Warning(
+                f"{SETTINGS_NAME}[{key!r}] is not a setting of pinterest_capi.",
+                hint="Check the spelling against the settings table in the README.",
+                id="pinterest_capi.W001",
+            )
+        )
+    keys = app_settings.ENCRYPTION_KEYS
+    if not keys:
+        messages.append(
+            checks.Error(
+                f"{SETTINGS_NAME}['ENCRYPTION_KEYS'] is empty: access tokens cannot be stored.",
+                hint="Generate a key with cryptography.fernet.Fernet.generate_key() and keep it "
+                "outside the code (an environment variable).",
+                id="pinterest_capi.E001",
+            )
+        )
+    else:
+        from . import crypto
+
+        try:
+            crypto._fernet()
+        except Exception as exc:  # ConfigurationError names the problem
+            messages.append(checks.Error(str(exc), id="pinterest_capi.E002"))
+    batch = app_settings.BATCH_SIZE
+    if not isinstance(batch, int) or not 1 <= batch <= 1000:
+        messages.append(
+            checks.Error(
+                f"{SETTINGS_NAME}['BATCH_SIZE'] must be an integer from 1 to 1000 (got {batch!r}).",
+                id="pinterest_capi.E003",
+            )
+        )
+    lease = app_settings.LEASE_SECONDS
+    deadline = app_settings.REQUEST_DEADLINE
+    q_timeout = getattr(settings, "Q_CLUSTER", {}).get("timeout")
+    if q_timeout is not None and not (lease > q_timeout > deadline):
+        messages.append(
+            checks.Error(
+                f"Need LEASE_SECONDS ({lease}) > Q_CLUSTER['timeout'] ({q_timeout}) > "
+                f"REQUEST_DEADLINE ({deadline}): otherwise a second worker can claim events "
+                "a slow worker is still sending.",
+                id="pinterest_capi.E004",
+            )
+        )
+    elif not lease > deadline:
+        messages.append(
+            checks.Error(
+                f"LEASE_SECONDS ({lease}) must exceed REQUEST_DEADLINE ({deadline}).",
+                id="pinterest_capi.E004",
+            )
+        )
+    for alias, db in settings.DATABASES.items():
+        if db.get("ENGINE") != "django.db.backends.sqlite3":
+            continue
+        options = db.get("OPTIONS", {})
+        if options.get("transaction_mode") != "IMMEDIATE" or "wal" not in str(
+            options.get("init_command", "")
+        ).lower():
+            messages.append(
+                checks.Warning(
+                    f"SQLite database {alias!r} lacks transaction_mode='IMMEDIATE' and WAL: "
+                    "the worker and the shop will hit 'database is locked'.",
+                    hint='OPTIONS={"transaction_mode": "IMMEDIATE", "timeout": 20, '
+                    '"init_command": "PRAGMA journal_mode=WAL;"}',
+                    id="pinterest_capi.W002",
+                )
+            )
+    return messages

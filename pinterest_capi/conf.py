@@ -1,0 +1,100 @@
+"""The app's settings: one ``PINTEREST_CAPI`` dict, read on every access.
+
+Values are looked up lazily (never frozen at import) so ``override_settings``
+works in tests and a deployment can change them without code.  Every key and
+its default lives in :data:`DEFAULTS`; the README's settings table is checked
+against it by a test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+SETTINGS_NAME = "PINTEREST_CAPI"
+
+DEFAULTS: dict[str, Any] = {
+    # Where requests go. The sandbox speaks the same contract at http://HOST:PORT/v5.
+    "API_BASE_URL": "https://api.pinterest.com/v5",
+    # Fernet keys (url-safe base64, 32 bytes). The first encrypts; all decrypt.
+    "ENCRYPTION_KEYS": [],
+    # Master switch: when False, track() and the receivers record nothing.
+    "ENABLED": True,
+    # Events per request to Pinterest (the API allows 1..1000).
+    "BATCH_SIZE": 1000,
+    # Rows one flush cycle claims at most (split into batches per account).
+    "CLAIM_SIZE": 5000,
+    # httpx timeouts in seconds, and an overall deadline per request.
+    "CONNECT_TIMEOUT": 5.0,
+    "READ_TIMEOUT": 20.0,
+    "REQUEST_DEADLINE": 30.0,
+    # How long a claimed row stays ours; must exceed the task timeout.
+    "LEASE_SECONDS": 120,
+    # Sends of one event before it is marked failed (429s do not count).
+    "MAX_ATTEMPTS": 8,
+    # Jittered exponential backoff: base * 2**(attempt-1), capped.
+    "BACKOFF_BASE_SECONDS": 15,
+    "BACKOFF_MAX_SECONDS": 3600,
+    # Pause for a 429 without a usable Retry-After header.
+    "RATE_LIMIT_PAUSE_SECONDS": 60,
+    # Days a sent event is kept before purge removes it.
+    "RETENTION_DAYS": 30,
+    # Minutes between sweeps of the periodic django-q2 schedule.
+    "SWEEP_INTERVAL_MINUTES": 1,
+    # Nudge a flush task on commit after recording ("async"), run it inline
+    # after commit ("sync", for tests and tiny shops), or rely on the sweep only ("off").
+    "NUDGE": "async",
+    # Dotted path to a callable(request=None, obj=None, user=None) -> tenant key or None.
+    "TENANT_RESOLVER": None,
+    # Tenant used when no resolver is set or it returns None.
+    "DEFAULT_TENANT": "default",
+    # Region used to parse phone numbers written without a country code.
+    "DEFAULT_PHONE_REGION": "US",
+    # Signal → mapper wiring: {"dotted.path.to.signal": "dotted.path.to.mapper"}.
+    "SIGNALS": {},
+    # Re-raise recording errors instead of logging them (set True in tests).
+    "RAISE_RECORD_ERRORS": False,
+    # django-q2 queue name for flush tasks (None: the cluster's default).
+    "Q_CLUSTER": None,
+    # Name of the first-party click id cookie kept by the middleware.
+    "CLICK_ID_COOKIE": "_epik",
+    # Lifetime of that cookie in days.
+    "CLICK_ID_COOKIE_DAYS": 365,
+}
+
+
+class AppSettings:
+    """Attribute access to ``settings.PINTEREST_CAPI`` with defaults."""
+
+    def _user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, SETTINGS_NAME, {}) or {}
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured(f"settings.{SETTINGS_NAME} must be a dict.")
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown {SETTINGS_NAME} setting: {name!r}")
+        return self._user_settings().get(name, DEFAULTS[name])
+
+    def unknown_keys(self) -> list[str]:
+        """Keys present in the user's dict that the app does not know (typos)."""
+        return sorted(set(self._user_settings()) - set(DEFAULTS))
+
+    def import_callable(self, name: str) -> Any:
+        """Import the dotted path stored under ``name`` (None stays None)."""
+        path = getattr(self, name)
+        if path is None or callable(path):
+            return path
+        try:
+            return import_string(path)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"{SETTINGS_NAME}[{name!r}] = {path!r} cannot be imported: {exc}"
+            ) from exc
+
+
+app_settings = AppSettings()

@@ -1,0 +1,35 @@
+"""One exception hierarchy for the app.
+
+Configuration problems subclass :class:`ImproperlyConfigured` so Django's
+usual tooling reports them; everything raised at run time derives from
+:class:`PinterestCapiError`.  No exception carries an access token.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class PinterestCapiError(Exception):
+    """Root of the app's run-time errors."""
+
+
+class InvalidEventError(PinterestCapiError, ValueError):
+    """An event cannot be sent as given; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class TokenDecryptionError(PinterestCapiError):
+    """A stored token cannot be decrypted with any configured key."""
+
+
+class NoActiveAccountError(PinterestCapiError):
+    """The tenant has no active ad account to record events for."""
+
+
+class ConfigurationError(ImproperlyConfigured):
+    """A PINTEREST_CAPI setting is missing or wrong; the message names the key."""

@@ -1,0 +1,238 @@
+"""The three tables: ad accounts, the outbox of events, and delivery attempts.
+
+Rows here are written by :mod:`pinterest_capi.outbox` (recording, resend) and
+:mod:`pinterest_capi.delivery` (claim, results); other code reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils.translation import gettext_lazy as _
+
+from . import crypto
+
+ad_account_id_validator = RegexValidator(
+    r"^\d{1,18}$", _("An ad account id is 1 to 18 digits."), code="invalid_ad_account_id"
+)
+
+
+class AdAccountQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: str) -> AdAccountQuerySet:
+        return self.filter(tenant=tenant)
+
+    def active(self) -> AdAccountQuerySet:
+        return self.filter(active=True)
+
+    def sendable(self) -> AdAccountQuerySet:
+        """Accounts a flush may send for now: active, no auth problem, not paused (DB clock)."""
+        return self.filter(active=True, auth_error="").filter(
+            Q(paused_until__isnull=True) | Q(paused_until__lte=Now())
+        )
+
+
+class AdAccount(models.Model):
+    """One Pinterest ad account of a tenant, with its encrypted access token."""
+
+    tenant = models.CharField(
+        _("tenant"),
+        max_length=100,
+        db_index=True,
+        help_text=_("The shop (tenant) key events are recorded under."),
+    )
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    ad_account_id = models.CharField(
+        _("ad account id"), max_length=18, validators=[ad_account_id_validator]
+    )
+    token_ciphertext = models.TextField(_("encrypted access token"), editable=False)
+    token_last4 = models.CharField(_("token ends with"), max_length=4, editable=False)
+    active = models.BooleanField(_("active"), default=True)
+    test_mode = models.BooleanField(
+        _("test mode"),
+        default=False,
+        help_text=_("Send with ?test=true: Pinterest validates events but does not record them."),
+    )
+    paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    pause_reason = models.CharField(_("pause reason"), max_length=500, blank=True)
+    auth_error = models.CharField(
+        _("authorisation error"),
+        max_length=500,
+        blank=True,
+        help_text=_("Set when Pinterest rejects the token or the account; a new token clears it."),
+    )
+    auth_error_at = models.DateTimeField(_("authorisation error at"), null=True, blank=True)
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    last_error_at = models.DateTimeField(_("last error"), null=True, blank=True)
+    last_error = models.CharField(_("last error message"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = AdAccountQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ad account")
+        verbose_name_plural = _("ad accounts")
+        ordering = ["tenant", "name", "ad_account_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "ad_account_id"], name="pinterest_capi_unique_tenant_account"
+            )
+        ]
+        permissions = [("verify_adaccount", "Can verify the connection of an ad account")]
+
+    def __str__(self) -> str:
+        label = self.name or self.ad_account_id
+        return f"{label} ({self.tenant})"
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"<AdAccount {self.pk} tenant={self.tenant!r} ad_account_id={self.ad_account_id!r}>"
+
+    def set_token(self, token: str) -> None:
+        """Encrypt and store ``token``; a new token clears an authorisation error."""
+        token = (token or "").strip()
+        if not token:
+            raise ValueError("access token: must not be empty")
+        self.token_ciphertext = crypto.encrypt(token)
+        self.token_last4 = token[-4:]
+        self.auth_error = ""
+        self.auth_error_at = None
+
+    def get_token(self) -> str:
+        """Decrypt the token (raises TokenDecryptionError on a wrong key)."""
+        return crypto.decrypt(self.token_ciphertext)
+
+    @property
+    def token_hint(self) -> str:
+        return f"…{self.token_last4}" if self.token_last4 else ""
+
+
+class EventStatus(models.TextChoices):
+    PENDING = "pending", _("pending")
+    IN_FLIGHT = "in_flight", _("in flight")
+    SENT = "sent", _("sent")
+    FAILED = "failed", _("failed")
+
+
+class OutboxEventQuerySet(models.QuerySet):
+    def due(self) -> OutboxEventQuerySet:
+        """Rows a flush may claim now, by the database clock: pending and due, or a lapsed lease."""
+        return self.filter(
+            Q(status=EventStatus.PENDING, next_attempt_at__lte=Now())
+            | Q(status=EventStatus.IN_FLIGHT, lease_expires_at__lt=Now())
+        )
+
+    def for_tenant(self, tenant: str) -> OutboxEventQuerySet:
+        return self.filter(account__tenant=tenant)
+
+
+class OutboxEvent(models.Model):
+    """One event for one ad account, written in the shop's transaction, sent later."""
+
+    account = models.ForeignKey(
+        AdAccount, on_delete=models.CASCADE, related_name="events", verbose_name=_("ad account")
+    )
+    event_id = models.CharField(_("event id"), max_length=255)
+    event_name = models.CharField(_("event name"), max_length=64)
+    event_time = models.BigIntegerField(_("event time (Unix seconds)"))
+    order_id = models.CharField(_("order id"), max_length=255, blank=True, db_index=True)
+    # The complete API event, as compact JSON text ready to send (PII already hashed).
+    payload = models.TextField(_("payload"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=EventStatus.choices, default=EventStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), db_default=Now())
+    lease_owner = models.CharField(_("lease owner"), max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    warning = models.TextField(_("Pinterest warning"), blank=True)
+    created_at = models.DateTimeField(_("recorded at"), db_default=Now(), db_index=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = OutboxEventQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("outbox event")
+        verbose_name_plural = _("outbox events")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "event_name", "event_id"],
+                name="pinterest_capi_unique_account_event",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="pcapi_event_due_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="pcapi_event_lease_idx"),
+            models.Index(fields=["event_id"], name="pcapi_event_id_idx"),
+        ]
+        permissions = [("resend_outboxevent", "Can resend outbox events")]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} {self.event_id}"
+
+    @property
+    def payload_dict(self) -> dict[str, Any]:
+        return json.loads(self.payload)
+
+
+class AttemptOutcome(models.TextChoices):
+    SUCCESS = "success", _("all processed")
+    PARTIAL = "partial", _("some events failed")
+    REJECTED = "rejected", _("request rejected (400)")
+    AUTH_ERROR = "auth_error", _("token or account refused (401/403/404)")
+    RATE_LIMITED = "rate_limited", _("rate limited (429)")
+    SERVER_ERROR = "server_error", _("server error (5xx)")
+    TIMEOUT = "timeout", _("timed out")
+    CONNECTION_ERROR = "connection_error", _("connection error")
+    CONFIG_ERROR = "config_error", _("not sent: configuration problem")
+    UNEXPECTED = "unexpected", _("unexpected response")
+
+
+class DeliveryAttempt(models.Model):
+    """One request to Pinterest: a batch of events and what came back (never headers or token)."""
+
+    account = models.ForeignKey(
+        AdAccount, on_delete=models.CASCADE, related_name="attempts", verbose_name=_("ad account")
+    )
+    started_at = models.DateTimeField(_("started at"), db_index=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=AttemptOutcome.choices)
+    test_mode = models.BooleanField(_("test mode"), default=False)
+    num_events = models.PositiveIntegerField(_("events sent"), default=0)
+    num_received = models.PositiveIntegerField(_("received"), null=True, blank=True)
+    num_processed = models.PositiveIntegerField(_("processed"), null=True, blank=True)
+    num_failed = models.PositiveIntegerField(_("failed"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    response_excerpt = models.TextField(_("response excerpt"), blank=True)
+    events = models.ManyToManyField(
+        OutboxEvent, through="AttemptEvent", related_name="delivery_attempts", blank=True
+    )
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()} · {self.num_events} events"
+
+
+class AttemptEvent(models.Model):
+    """What one attempt meant for one event: Pinterest's per-event answer, or the batch outcome."""
+
+    attempt = models.ForeignKey(DeliveryAttempt, on_delete=models.CASCADE, related_name="results")
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="results")
+    result = models.CharField(_("result"), max_length=20)
+    message = models.TextField(_("message"), blank=True)
+
+    class Meta:
+        verbose_name = _("event result")
+        verbose_name_plural = _("event results")

@@ -1,0 +1,2 @@
+def cart(request):
+    return {}
