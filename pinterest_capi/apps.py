@@ -10,7 +10,9 @@ class PinterestCapiConfig(AppConfig):
     def ready(self) -> None:
         # Connect signal → event wiring and register system checks.  No database
         # access here: the sweep schedule is created by a migration/command, not on start.
-        from . import checks  # noqa: F401
-        from . import receivers
+        from . import (
+            checks,  # noqa: F401
+            receivers,
+        )
 
         receivers.connect_configured_signals()

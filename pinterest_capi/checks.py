@@ -69,9 +69,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         if db.get("ENGINE") != "django.db.backends.sqlite3":
             continue
         options = db.get("OPTIONS", {})
-        if options.get("transaction_mode") != "IMMEDIATE" or "wal" not in str(
-            options.get("init_command", "")
-        ).lower():
+        if (
+            options.get("transaction_mode") != "IMMEDIATE"
+            or "wal" not in str(options.get("init_command", "")).lower()
+        ):
             messages.append(
                 checks.Warning(
                     f"SQLite database {alias!r} lacks transaction_mode='IMMEDIATE' and WAL: "

@@ -59,6 +59,12 @@ DEFAULTS: dict[str, Any] = {
     "RAISE_RECORD_ERRORS": False,
     # django-q2 queue name for flush tasks (None: the cluster's default).
     "Q_CLUSTER": None,
+    # request.META key holding the client's address behind a trusted proxy
+    # (e.g. "HTTP_X_FORWARDED_FOR"); None uses REMOTE_ADDR.
+    "CLIENT_IP_HEADER": None,
+    # Request header naming the tenant, read by pinterest_capi.tenants.tenant_from_header
+    # (only behind a proxy that sets it: a visitor could send it too).
+    "TENANT_HEADER": "X-Shop-Tenant",
     # Name of the first-party click id cookie kept by the middleware.
     "CLICK_ID_COOKIE": "_epik",
     # Lifetime of that cookie in days.

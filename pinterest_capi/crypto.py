@@ -22,7 +22,7 @@ def _fernet() -> MultiFernet:
     if not keys:
         raise ConfigurationError(
             f"{SETTINGS_NAME}['ENCRYPTION_KEYS'] is empty: add at least one key made with "
-            "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`."
+            "cryptography.fernet.Fernet.generate_key()."
         )
     try:
         return MultiFernet([Fernet(k) for k in keys])

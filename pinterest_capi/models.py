@@ -236,3 +236,6 @@ class AttemptEvent(models.Model):
     class Meta:
         verbose_name = _("event result")
         verbose_name_plural = _("event results")
+
+    def __str__(self) -> str:
+        return f"{self.result}: {self.message}" if self.message else self.result

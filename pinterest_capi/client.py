@@ -1,0 +1,203 @@
+"""HTTP to Pinterest (or the sandbox): one pooled httpx client, results as values.
+
+The client knows nothing of the database or of retry policy.  It returns a
+:class:`SendResult` describing what happened on the wire; :mod:`delivery`
+decides what that means.  httpx has per-phase timeouts but no overall one, so
+responses are streamed and abandoned once the request's deadline passes (a
+server that drips its answer one byte at a time cannot hold a worker past its
+lease).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from django.views.decorators.debug import sensitive_variables
+
+from .conf import app_settings
+
+EXCERPT_CHARS = 1000
+USER_AGENT = "django-pinterest-capi"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one request did: a status and body, or the transport error that stopped it."""
+
+    status_code: int | None
+    body: Any
+    excerpt: str
+    duration_ms: int
+    error: str | None = None  # "connect", "connect_timeout", "read_timeout", "deadline", "protocol"
+    maybe_sent: bool = True  # False only when the request surely never reached the server
+    retry_after: float | None = None  # seconds, from a Retry-After header
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def message(self) -> str:
+        """Pinterest's ``message`` field, or a short description of the transport error."""
+        if isinstance(self.body, dict) and self.body.get("message"):
+            return str(self.body["message"])
+        if self.error:
+            return _ERROR_TEXT.get(self.error, self.error)
+        return self.excerpt[:200]
+
+
+_ERROR_TEXT = {
+    "connect": "could not connect",
+    "connect_timeout": "connect timed out",
+    "read_timeout": "read timed out",
+    "deadline": "request abandoned at its overall deadline",
+    "protocol": "connection closed without a valid response",
+    "pool_timeout": "no free connection in the pool",
+}
+
+_local = threading.local()
+_lock = threading.Lock()
+_clients: dict[tuple[int, int], httpx.Client] = {}
+
+
+def get_client() -> httpx.Client:
+    """The process's pooled client (a new one after fork, one per thread)."""
+    key = (os.getpid(), threading.get_ident())
+    client = _clients.get(key)
+    if client is None:
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = httpx.Client(
+                    timeout=_timeout(),
+                    limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+                    headers={"User-Agent": USER_AGENT},
+                )
+                _clients[key] = client
+    return client
+
+
+def close_clients() -> None:
+    """Close every pooled client of this process (tests, shutdown)."""
+    with _lock:
+        for key, client in list(_clients.items()):
+            if key[0] == os.getpid():
+                client.close()
+            del _clients[key]
+
+
+def _timeout() -> httpx.Timeout:
+    deadline = float(app_settings.REQUEST_DEADLINE)
+    return httpx.Timeout(
+        connect=min(float(app_settings.CONNECT_TIMEOUT), deadline),
+        read=min(float(app_settings.READ_TIMEOUT), deadline),
+        write=min(float(app_settings.READ_TIMEOUT), deadline),
+        pool=min(float(app_settings.CONNECT_TIMEOUT), deadline),
+    )
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def events_url(ad_account_id: str, *, test_mode: bool = False) -> str:
+    base = str(app_settings.API_BASE_URL).rstrip("/")
+    url = f"{base}/ad_accounts/{ad_account_id}/events"
+    return f"{url}?test=true" if test_mode else url
+
+
+@sensitive_variables("token")
+def post_events(
+    ad_account_id: str, token: str, body: bytes, *, test_mode: bool = False
+) -> SendResult:
+    """POST one ``{"data": [...]}`` body; never raises for HTTP or network trouble."""
+    return _request(
+        "POST",
+        events_url(ad_account_id, test_mode=test_mode),
+        token,
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+@sensitive_variables("token")
+def get_conversion_tags(ad_account_id: str, token: str) -> SendResult:
+    """GET the account's Pinterest Tags: a cheap check of a token and an ad account id."""
+    base = str(app_settings.API_BASE_URL).rstrip("/")
+    return _request("GET", f"{base}/ad_accounts/{ad_account_id}/conversion_tags", token)
+
+
+@sensitive_variables("token", "headers")
+def _request(
+    method: str,
+    url: str,
+    token: str,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> SendResult:
+    headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
+    deadline_s = float(app_settings.REQUEST_DEADLINE)
+    started = time.monotonic()
+    deadline = started + deadline_s
+
+    def done(**kwargs: Any) -> SendResult:
+        kwargs.setdefault("body", None)
+        kwargs.setdefault("excerpt", "")
+        return SendResult(duration_ms=int((time.monotonic() - started) * 1000), **kwargs)
+
+    try:
+        with get_client().stream(
+            method, url, content=content, headers=headers, timeout=_timeout()
+        ) as response:
+            chunks: list[bytes] = []
+            for chunk in response.iter_raw():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    return done(status_code=None, error="deadline")
+            raw = b"".join(chunks)
+            text = raw.decode("utf-8", errors="replace")
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            return done(
+                status_code=response.status_code,
+                body=body,
+                excerpt=text[:EXCERPT_CHARS],
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+    except httpx.ConnectTimeout:
+        return done(status_code=None, error="connect_timeout", maybe_sent=False)
+    except httpx.PoolTimeout:
+        return done(status_code=None, error="pool_timeout", maybe_sent=False)
+    except httpx.ConnectError:
+        return done(status_code=None, error="connect", maybe_sent=False)
+    except httpx.TimeoutException:
+        return done(status_code=None, error="read_timeout")
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError):
+        return done(status_code=None, error="protocol")
+    except httpx.TransportError:
+        return done(status_code=None, error="protocol")

@@ -1,0 +1,81 @@
+"""``track()``: the public entry that turns a conversion into outbox rows.
+
+It builds the API event (normalising and hashing PII — raw values never reach
+the database), resolves the tenant and records one row per active ad account,
+inside the caller's transaction.  Bad input raises
+:class:`~pinterest_capi.exceptions.InvalidEventError` naming the field; the
+signal receivers catch and log it so a shop's checkout never breaks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+
+from . import events, outbox
+from .conf import app_settings
+from .context import get_current_request, request_user_data
+from .models import AdAccount, OutboxEvent
+from .tenants import resolve_tenant
+
+logger = logging.getLogger(__name__)
+
+
+def track(
+    event_name: str,
+    *,
+    tenant: str | None = None,
+    user_data: Mapping[str, Any] | None = None,
+    custom_data: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
+    event_time: int | float | datetime | None = None,
+    action_source: str = "web",
+    event_source_url: str | None = None,
+    request: HttpRequest | None = None,
+    obj: Any = None,
+    **event_fields: Any,
+) -> list[OutboxEvent]:
+    """Record ``event_name`` for every active ad account of the tenant.
+
+    ``user_data`` takes raw values under Pinterest's own keys (``em``, ``ph``,
+    ``fn``, … ``client_ip_address``, ``client_user_agent``, ``click_id``); the
+    app normalises and hashes them.  For web events the current request (passed,
+    or kept by the middleware) supplies the IP address, user agent, click id and
+    page URL where they are not given.  Returns the outbox rows (existing rows
+    when the same event was recorded before: recording is idempotent).
+    """
+    if not app_settings.ENABLED:
+        return []
+    request = request if request is not None else get_current_request()
+    merged_user_data = dict(user_data or {})
+    if request is not None and action_source == "web":
+        for key, value in request_user_data(request).items():
+            merged_user_data.setdefault(key, value)
+        if event_source_url is None:
+            event_source_url = request.build_absolute_uri()
+    event = events.build_event(
+        event_name,
+        user_data=merged_user_data,
+        custom_data=custom_data,
+        event_id=event_id,
+        event_time=event_time,
+        action_source=action_source,
+        event_source_url=event_source_url,
+        default_phone_region=app_settings.DEFAULT_PHONE_REGION,
+        **event_fields,
+    )
+    tenant_key = resolve_tenant(tenant=tenant, request=request, obj=obj)
+    accounts = list(AdAccount.objects.for_tenant(tenant_key).active())
+    if not accounts:
+        logger.warning(
+            "No active Pinterest ad account for tenant %r: %s %s not recorded.",
+            tenant_key,
+            event["event_name"],
+            event["event_id"],
+        )
+        return []
+    return outbox.record(event, accounts=accounts)
