@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -9,10 +10,22 @@ class PinterestCapiConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect signal → event wiring and register system checks.  No database
-        # access here: the sweep schedule is created by a migration/command, not on start.
+        # access here: the sweep schedule is created after migrate and by a command.
         from . import (
             checks,  # noqa: F401
             receivers,
         )
 
         receivers.connect_configured_signals()
+        post_migrate.connect(_ensure_sweep_schedule, sender=self)
+
+
+def _ensure_sweep_schedule(using: str = "default", **kwargs: object) -> None:
+    """After migrate: create the periodic sweep schedule if django-q2 is installed (idempotent)."""
+    from django.apps import apps
+
+    if not apps.is_installed("django_q"):
+        return
+    from . import tasks
+
+    tasks.ensure_schedule()

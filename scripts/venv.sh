@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with its demo and test extras (idempotent, quick when done).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "django-pinterest-capi needs Python 3.11 or newer (found: $("$PYTHON" --version 2>&1))." >&2
+    exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+    echo "Creating .venv with $("$PYTHON" --version)…"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "Installing the project and its dependencies into .venv…"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[demo,test]"
+    touch "$stamp"
+fi
