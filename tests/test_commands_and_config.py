@@ -175,3 +175,26 @@ def test_only_one_nudge_is_pending_at_a_time(settings, django_capture_on_commit_
 
 def test_sandbox_fixture_constants_are_consistent():
     assert SANDBOX_ACCOUNT_ID.isdigit() and SANDBOX_TOKEN.startswith("pina_")
+
+
+@pytest.mark.django_db
+def test_purge_deletes_only_old_sent_events(account):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    rows = make_outbox_events(account, 8)
+    old = timezone.now() - timedelta(days=40)
+    states = [EventStatus.SENT, EventStatus.PENDING, EventStatus.FAILED, EventStatus.IN_FLIGHT]
+    for row, state in zip(rows[:4], states, strict=True):
+        OutboxEvent.objects.filter(pk=row.pk).update(
+            status=state, created_at=old, sent_at=old if state == EventStatus.SENT else None
+        )
+    OutboxEvent.objects.filter(pk=rows[4].pk).update(status=EventStatus.SENT, sent_at=timezone.now())
+    out = io.StringIO()
+    call_command("pinterest_capi_purge", "--dry-run", stdout=out)
+    assert "Would delete 1 sent" in out.getvalue()
+    call_command("pinterest_capi_purge", stdout=out)
+    assert "Deleted 1 sent" in out.getvalue() and "3 events older than 30 days" in out.getvalue()
+    assert not OutboxEvent.objects.filter(pk=rows[0].pk).exists()
+    assert OutboxEvent.objects.count() == 7
