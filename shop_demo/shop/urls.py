@@ -1,2 +1,23 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
 app_name = "shop"
-urlpatterns = []
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("p/<slug:slug>/", views.product_detail, name="product"),
+    path("p/<slug:slug>/add/", views.add_to_cart, name="add_to_cart"),
+    path("cart/", views.cart, name="cart"),
+    path("cart/remove/<int:line_id>/", views.remove_from_cart, name="remove_from_cart"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("checkout/thanks/", views.thanks, name="thanks"),
+    path("account/signup/", views.signup, name="signup"),
+    path(
+        "account/login/",
+        auth_views.LoginView.as_view(template_name="shop/login.html", next_page="shop:home"),
+        name="login",
+    ),
+    path("account/logout/", auth_views.LogoutView.as_view(next_page="shop:home"), name="logout"),
+]
