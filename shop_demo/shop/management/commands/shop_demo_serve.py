@@ -30,13 +30,14 @@ DEMO_TOKEN = "sandbox-demo-token"  # the sandbox's token, not a Pinterest secret
 ADMIN_USER = ADMIN_PASSWORD = "admin"  # demo only
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _Stop(Exception):
-    """Raised from the SIGTERM handler so the same clean-up as Ctrl-C runs."""
+    """Raised from the SIGINT/SIGTERM handler so the clean-up in ``handle`` runs."""
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
@@ -89,7 +90,8 @@ class Command(BaseCommand):
         if options["no_worker"]:
             plan = [item for item in plan if item[0] != "worker"]
 
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        # Set explicitly: a parent started from a script may inherit an ignored SIGINT.
+        previous = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
         children: dict[str, subprocess.Popen] = {}
         try:
             for name, argv in plan:
@@ -107,8 +109,11 @@ class Command(BaseCommand):
         except (KeyboardInterrupt, _Stop):
             self.stdout.write("\nStopping…")
         finally:
+            for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+                signal.signal(sig, signal.SIG_IGN)
             _stop_all(children)
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         self.stdout.write("Stopped.")
 
     # -- preparation ---------------------------------------------------------------------
