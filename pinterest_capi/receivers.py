@@ -35,9 +35,9 @@ def make_receiver(mapper_path: str) -> Callable[..., None]:
 
 def record_from_signal(mapper_path: str, **kwargs: Any) -> None:
     """Run the mapper and ``track()``; never lets an error reach the shop (unless configured)."""
-    from .tracking import track
-
     try:
+        from .tracking import track
+
         mapper = import_string(mapper_path)
         spec = mapper(**kwargs)
         if spec:

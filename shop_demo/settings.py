@@ -115,6 +115,9 @@ PINTEREST_CAPI = {
         if k.strip()
     ],
     "DEFAULT_TENANT": os.environ.get("SHOP_DEMO_TENANT", "demo"),
+    # The demo reads the tenant from an X-Shop-Tenant header (shop_demo_simulate --tenant);
+    # a real multi-tenant shop resolves it from its own site or domain model.
+    "TENANT_RESOLVER": "pinterest_capi.tenants.tenant_from_header",
     "DEFAULT_PHONE_REGION": "GB",
     # The shop's own signals, mapped to Pinterest events by the app's standard mappers.
     "SIGNALS": {
