@@ -1,0 +1,363 @@
+"""Admin of outbox events: read-only records with their delivery history and a resend.
+
+Resending goes through :func:`pinterest_capi.outbox.requeue` (never an edit of
+the row), needs the ``pinterest_capi.resend_outboxevent`` permission, and only
+touches failed events; the event_id is kept, so Pinterest deduplicates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from .. import outbox
+from ..models import AttemptEvent, EventStatus, OutboxEvent
+from .common import ADMIN_CSS, ReadOnlyAdminMixin, ReadOnlyInlineMixin, badge, pretty_json, short
+
+RESEND_PERMISSION = "pinterest_capi.resend_outboxevent"
+
+# Pinterest's standard event names (contract.md).  A fixed list instead of a
+# SELECT DISTINCT over the whole outbox on every changelist view.
+STANDARD_EVENT_NAMES = (
+    "checkout",
+    "add_to_cart",
+    "page_visit",
+    "signup",
+    "lead",
+    "search",
+    "view_category",
+    "watch_video",
+    "custom",
+    "add_payment_info",
+    "add_to_wishlist",
+    "initiate_checkout",
+    "subscribe",
+    "view_content",
+    "app_install",
+)
+
+
+class EventNameFilter(admin.SimpleListFilter):
+    """Standard event names, plus an advertiser-defined one when it is the one selected."""
+
+    title = _("event name")
+    parameter_name = "event_name"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = list(STANDARD_EVENT_NAMES)
+        current = self.value()
+        if current and current not in names:
+            names.append(current)
+        return [(name, name) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(event_name=self.value())
+        return queryset
+
+
+class DeliveryAttemptFilter(admin.SimpleListFilter):
+    """The events of one delivery attempt (the link on an attempt's page).
+
+    Only shown while in use: listing every attempt in the sidebar would be
+    unbounded.  The parameter name matches the ORM lookup so hand-written
+    links ``?delivery_attempts__id__exact=<pk>`` work.
+    """
+
+    title = _("delivery attempt")
+    parameter_name = "delivery_attempts__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        if value:
+            return [(value, _("attempt #%(pk)s") % {"pk": value})]
+        return []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            # The admin's usual answer to a bad filter value: back to the list with ?e=1.
+            raise IncorrectLookupParameters(f"delivery attempt id {value!r} is not a number")
+        return queryset.filter(results__attempt_id=int(value))
+
+
+class AttemptEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+    """Each request this event was part of, newest first, with Pinterest's answer for it."""
+
+    model = AttemptEvent
+    fk_name = "event"
+    verbose_name = _("delivery")
+    verbose_name_plural = _("delivery history")
+    fields = (
+        "attempt_link",
+        "attempt_started",
+        "attempt_status",
+        "attempt_outcome",
+        "result",
+        "message",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AttemptEvent]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("attempt")
+            .order_by("-attempt__started_at", "-attempt_id")
+        )
+
+    @admin.display(description=_("attempt"))
+    def attempt_link(self, obj: AttemptEvent) -> SafeString:
+        url = reverse("admin:pinterest_capi_deliveryattempt_change", args=[obj.attempt_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.attempt_id)
+
+    @admin.display(description=_("started at"))
+    def attempt_started(self, obj: AttemptEvent) -> Any:
+        return obj.attempt.started_at
+
+    @admin.display(description=_("HTTP status"))
+    def attempt_status(self, obj: AttemptEvent) -> Any:
+        return obj.attempt.http_status or "—"
+
+    @admin.display(description=_("outcome"))
+    def attempt_outcome(self, obj: AttemptEvent) -> SafeString:
+        return badge("outcome", obj.attempt.outcome, obj.attempt.get_outcome_display())
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "event_name",
+        "event_id",
+        "account",
+        "status_display",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "next_attempt_at",
+        "problem",
+    )
+    list_display_links = ("id", "event_name")
+    list_filter = (
+        "status",
+        EventNameFilter,
+        "account",
+        ("created_at", admin.DateFieldListFilter),
+        DeliveryAttemptFilter,
+    )
+    list_select_related = ("account",)
+    search_fields = ("event_id", "order_id")
+    search_help_text = _("An event id (exact or its beginning), or an order id (exact).")
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 100
+    actions = ["resend_failed"]
+    inlines = [AttemptEventInline]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "account_link",
+                    ("event_name", "event_id"),
+                    ("event_time", "event_time_display"),
+                    "order_id",
+                )
+            },
+        ),
+        (
+            _("Delivery"),
+            {
+                "fields": (
+                    "status_display",
+                    "attempts",
+                    "next_attempt_at",
+                    ("lease_owner", "lease_expires_at"),
+                    ("created_at", "sent_at", "updated_at"),
+                    "last_error",
+                    "warning",
+                )
+            },
+        ),
+        (_("Payload (as sent; personal data already hashed)"), {"fields": ("payload_display",)}),
+    )
+    readonly_fields = (
+        "account_link",
+        "event_name",
+        "event_id",
+        "event_time",
+        "event_time_display",
+        "order_id",
+        "status_display",
+        "attempts",
+        "next_attempt_at",
+        "lease_owner",
+        "lease_expires_at",
+        "created_at",
+        "sent_at",
+        "updated_at",
+        "last_error",
+        "warning",
+        "payload_display",
+    )
+
+    class Media:
+        css = ADMIN_CSS
+
+    # --- search: index-friendly, case-sensitive matches -----------------------------------
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Event ids and order ids are opaque keys: match exactly or by prefix, no icontains.
+
+        The default search would run ``icontains`` over the whole outbox, which
+        no index serves; these lookups use the event_id and order_id indexes.
+        """
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return (
+            queryset.filter(Q(event_id__startswith=term) | Q(order_id=term)),
+            False,
+        )
+
+    # --- columns and fields ---------------------------------------------------------------
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_display(self, obj: OutboxEvent) -> SafeString:
+        return badge("status", obj.status, obj.get_status_display())
+
+    @admin.display(description=_("last error / warning"))
+    def problem(self, obj: OutboxEvent) -> str:
+        if obj.last_error:
+            return short(obj.last_error)
+        if obj.warning:
+            return _("warning: %(text)s") % {"text": short(obj.warning, 70)}
+        return ""
+
+    @admin.display(description=_("ad account"))
+    def account_link(self, obj: OutboxEvent) -> SafeString:
+        url = reverse("admin:pinterest_capi_adaccount_change", args=[obj.account_id])
+        return format_html('<a href="{}">{}</a>', url, obj.account)
+
+    @admin.display(description=_("event time"))
+    def event_time_display(self, obj: OutboxEvent) -> str:
+        try:
+            when = datetime.fromtimestamp(obj.event_time, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return "—"
+        return date_format(when, "Y-m-d H:i:s") + " UTC"
+
+    @admin.display(description=_("payload"))
+    def payload_display(self, obj: OutboxEvent) -> SafeString:
+        return pretty_json(obj.payload)
+
+    # --- resend ---------------------------------------------------------------------------
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RESEND_PERMISSION)
+
+    @admin.action(description=_("Resend selected failed events"), permissions=["resend"])
+    def resend_failed(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        selected = queryset.count()
+        requeued = outbox.requeue(queryset)
+        left = selected - requeued
+        if not requeued:
+            self.message_user(
+                request,
+                ngettext(
+                    "The selected event was not failed; nothing was requeued.",
+                    "None of the %(count)d selected events was failed; nothing was requeued.",
+                    selected,
+                )
+                % {"count": selected},
+                messages.WARNING,
+            )
+            return
+        text = ngettext(
+            "%(count)d failed event requeued", "%(count)d failed events requeued", requeued
+        ) % {"count": requeued}
+        if left:
+            text += "; " + ngettext(
+                "%(count)d selected event was not failed and was left as it is.",
+                "%(count)d selected events were not failed and were left as they are.",
+                left,
+            ) % {"count": left}
+        else:
+            text += "."
+        self.message_user(request, text, messages.SUCCESS)
+
+    def get_urls(self) -> list[URLPattern]:
+        opts = self.opts
+        custom = [
+            path(
+                "<path:object_id>/resend/",
+                self.admin_site.admin_view(self.resend_view),
+                name=f"{opts.app_label}_{opts.model_name}_resend",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def resend_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST-only resend of one event from its change page (CSRF via admin_view)."""
+        return require_POST(self._resend_one)(request, object_id)
+
+    def _resend_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_resend_permission(request):
+            raise PermissionDenied
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change_url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk]
+        )
+        if outbox.requeue(OutboxEvent.objects.filter(pk=obj.pk)):
+            self.message_user(
+                request,
+                _("Event “%(event)s” requeued; it is sent again at the next flush.")
+                % {"event": obj},
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                _("Event “%(event)s” is %(status)s, not failed; it was left as it is.")
+                % {"event": obj, "status": obj.get_status_display()},
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(change_url)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: OutboxEvent | None = None,
+    ) -> TemplateResponse:
+        context["pcapi_can_resend"] = bool(
+            obj is not None
+            and obj.status == EventStatus.FAILED
+            and self.has_resend_permission(request)
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
