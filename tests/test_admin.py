@@ -552,3 +552,9 @@ def test_event_changelist_query_count_does_not_grow_with_rows(
         response = admin_client.get(url("outboxevent_changelist"))
     assert response.status_code == 200
     assert len(response.context["cl"].result_list) == 40
+
+
+def test_resend_button_needs_view_permission_too(client, events):
+    client.force_login(staff_user("resend_outboxevent"))
+    assert client.post(url("outboxevent_resend", events[0].pk)).status_code == 403
+    assert OutboxEvent.objects.get(pk=events[0].pk).status == EventStatus.FAILED

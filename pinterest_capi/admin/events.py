@@ -322,7 +322,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return require_POST(self._resend_one)(request, object_id)
 
     def _resend_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not self.has_resend_permission(request):
+        if not (self.has_resend_permission(request) and self.has_view_permission(request)):
             raise PermissionDenied
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
