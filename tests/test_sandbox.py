@@ -678,3 +678,20 @@ def test_management_command_rejects_bad_account_spec():
         timeout=30,
     )
     assert proc.returncode != 0 and "1-18 digits" in proc.stderr and "secret" not in proc.stderr
+
+
+def test_chunked_body_and_body_size_limit(srv, client, monkeypatch):
+    import json
+
+    from pinterest_capi.sandbox import server
+
+    payload = json.dumps({"data": [make_event(1)]}).encode()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    url = f"/ad_accounts/{ACCOUNT}/events"
+    r = client.post(url, content=iter([payload[:10], payload[10:]]), headers=headers)  # chunked
+    assert r.status_code == 200 and srv.ledger.event_ids() == ["checkout-1"]
+    monkeypatch.setattr(server, "MAX_BODY_BYTES", 100)
+    r = client.post(url, content=payload, headers=headers)
+    assert r.status_code == 413 and r.headers["connection"] == "close"
+    monkeypatch.undo()
+    assert post(client).status_code == 200  # the client reconnects

@@ -54,26 +54,30 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = lambda self: self._dispatch()  # noqa: E731
 
     def _read_body(self) -> bytes | None:
-        """The request body (Content-Length or chunked); ``None`` after answering 413."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, total = [], 0
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                total += size
-                if total > MAX_BODY_BYTES:
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        else:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length <= MAX_BODY_BYTES:
-                return self.rfile.read(length) if length > 0 else b""
-        self.close_connection = True
-        self._send(api.json_reply(413, error_body(413)))
+        """The request body (Content-Length or chunked); ``None`` after answering 400/413."""
+        try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks, total = [], 0
+                while True:
+                    size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return b"".join(chunks)
+                    total += size
+                    if total > MAX_BODY_BYTES:
+                        break
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length <= MAX_BODY_BYTES:
+                    return self.rfile.read(length) if length > 0 else b""
+            reply = api.json_reply(413, error_body(413))
+        except ValueError:  # malformed Content-Length or chunk size
+            reply = api.json_reply(400, error_body(400, "Malformed request framing"))
+        self.close_connection = True  # the rest of the body is unread: this connection is done
+        self._send(reply)
         return None
 
     def _dispatch(self) -> None:
@@ -93,8 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = api.handle(sandbox, self.command, split.path, test, self.headers, body)
             self._deliver(reply, sandbox)
             logger.info("%s %.1fms", reply.summary, (time.perf_counter() - started) * 1000)
-        except (ConnectionError, TimeoutError, ValueError) as exc:
-            # client went away, or sent a malformed Content-Length / chunk size
+        except (ConnectionError, TimeoutError) as exc:  # the client went away
             logger.debug("sandbox connection closed: %s", type(exc).__name__)
             self.close_connection = True
         except Exception:
