@@ -1,9 +1,10 @@
 """Pure event building: raw shop data in, the exact Pinterest Conversions API event dict out.
 
-No Django, no settings, no database: everything here is a function of its arguments (plus the
-clock and uuid4 where a default is asked for), so the outbox stores exactly what this returns and
-the tests can pin every byte.  The rules follow ``contract.md``; where it says "unsure" the choice
-made is documented on the function that makes it.
+No settings, no models, no database (Django is reached only through the app's exception class):
+everything here is a function of its arguments (plus the clock and uuid4 where a default is
+asked for), so the outbox stores exactly what this returns and the tests can pin every byte.
+The rules follow ``contract.md``; where it says "unsure" the choice made is documented on the
+function that makes it.
 
 Raw PII never appears in an exception message: errors name the field and the rule, not the value.
 """
@@ -472,6 +473,9 @@ def build_event(
 # --- validation ------------------------------------------------------------------------------
 
 
+_JSON_TYPES = {str: "string", int: "integer", bool: "boolean", list: "array"}
+
+
 def _check_keys(obj: Any, allowed: Collection[str], where: str) -> None:
     if not isinstance(obj, dict):
         raise InvalidEventError(where, "must be an object")
@@ -483,9 +487,6 @@ def _check_keys(obj: Any, allowed: Collection[str], where: str) -> None:
 def _check_type(value: Any, kind: type, field: str) -> None:
     if type(value) is not kind:  # exact: a bool is not an int on the wire
         raise InvalidEventError(field, f"must be of JSON type {_JSON_TYPES[kind]}")
-
-
-_JSON_TYPES = {str: "string", int: "integer", bool: "boolean", list: "array"}
 
 
 def _check_user_data(user_data: Any) -> None:
