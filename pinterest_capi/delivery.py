@@ -236,8 +236,8 @@ class _Flush:
             return self._apply_per_event(account, batch, result, per_event, started)
         if status == 400:
             if len(batch) > 1:
+                # Keep the lease: the halves are sent right away, in this cycle.
                 self._record(account, batch, result, started, AttemptOutcome.REJECTED, "split")
-                self._release(batch, quietly=True)
                 middle = len(batch) // 2
                 return [batch[:middle], batch[middle:]]
             message = result.message or "rejected by Pinterest (400)"
@@ -392,15 +392,14 @@ class _Flush:
             updates["attempts"] = F("attempts") + 1
         return self._mine(rows).update(**updates)
 
-    def _release(self, rows: list[Claimed], *, quietly: bool = False) -> int:
+    def _release(self, rows: list[Claimed]) -> int:
         """Hand rows back as pending and due, without using up an attempt."""
         if not rows:
             return 0
         count = self._mine(rows).update(
             status=EventStatus.PENDING, lease_owner="", lease_expires_at=None
         )
-        if not quietly:
-            self.summary.released += count
+        self.summary.released += count
         return count
 
     def _retry_or_fail(self, batch: list[Claimed], message: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import phonenumbers
 
-from .exceptions import InvalidEventError
+from .exceptions import InvalidEventError, MissingIdentifierError
 
 HASHED_USER_FIELDS: tuple[str, ...] = (
     "em", "ph", "ge", "db", "fn", "ln", "ct", "st", "zp", "country", "external_id", "hashed_maids",
@@ -504,7 +504,7 @@ def _check_user_data(user_data: Any) -> None:
         or user_data.get("hashed_maids")
         or (user_data.get("client_ip_address") and user_data.get("client_user_agent"))
     ):
-        raise InvalidEventError("user_data", IDENTIFIER_MESSAGE)
+        raise MissingIdentifierError("user_data", IDENTIFIER_MESSAGE)
 
 
 def _check_custom_data(custom_data: Any) -> None:

@@ -23,6 +23,15 @@ class InvalidEventError(PinterestCapiError, ValueError):
         super().__init__(f"{field}: {message}")
 
 
+class MissingIdentifierError(InvalidEventError):
+    """The event has no way to match a user (no email, MAIDs, or IP + user agent).
+
+    Raised by ``track()`` like any invalid input; the signal receivers treat it
+    as "nothing to send" (an anonymous visitor without a request, say) and skip
+    the event quietly.
+    """
+
+
 class TokenDecryptionError(PinterestCapiError):
     """A stored token cannot be decrypted with any configured key."""
 

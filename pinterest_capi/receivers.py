@@ -16,7 +16,7 @@ from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
 from .conf import SETTINGS_NAME, app_settings
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, MissingIdentifierError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,11 @@ def record_from_signal(mapper_path: str, **kwargs: Any) -> None:
         if spec:
             spec = dict(spec)
             track(spec.pop("event_name"), **spec)
+    except MissingIdentifierError:
+        logger.info(
+            "Pinterest event skipped (mapper %s): no email, MAIDs, or IP address and user agent.",
+            mapper_path,
+        )
     except Exception:
         if app_settings.RAISE_RECORD_ERRORS:
             raise

@@ -113,3 +113,13 @@ def second_account(db, sandbox, capi_settings):
     acct.set_token("pina_sandbox_TOKEN_second")
     acct.save()
     return acct
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """The nudge guard lives in the cache: no test inherits another's pending nudge."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -26,8 +26,14 @@ pytestmark = pytest.mark.django_db
 
 
 def statuses(account=None):
-    qs = OutboxEvent.objects.all() if account is None else OutboxEvent.objects.filter(account=account)
-    return {s: qs.filter(status=s).count() for s in EventStatus.values if qs.filter(status=s).exists()}
+    qs = (
+        OutboxEvent.objects.all()
+        if account is None
+        else OutboxEvent.objects.filter(account=account)
+    )
+    return {
+        s: qs.filter(status=s).count() for s in EventStatus.values if qs.filter(status=s).exists()
+    }
 
 
 def test_backlog_goes_in_batches_of_1000_and_every_event_is_sent_once(account, sandbox):
@@ -150,7 +156,9 @@ def test_429_pauses_only_that_account_until_retry_after(
         retry_after = format_datetime(timezone.now() + timedelta(seconds=120), usegmt=True)
     make_outbox_events(account, 4)
     make_outbox_events(second_account, 4, start=50)
-    sandbox.faults.add(Fault(status=429, retry_after=retry_after, ad_account_id=account.ad_account_id))
+    sandbox.faults.add(
+        Fault(status=429, retry_after=retry_after, ad_account_id=account.ad_account_id)
+    )
     delivery.flush(until_empty=True)
     account.refresh_from_db()
     assert account.paused_until is not None
@@ -163,7 +171,9 @@ def test_429_pauses_only_that_account_until_retry_after(
     assert statuses(second_account) == {EventStatus.SENT: 4}
     # Once the pause is over the events go out.
     sandbox.faults.clear()
-    AdAccount.objects.filter(pk=account.pk).update(paused_until=timezone.now() - timedelta(seconds=1))
+    AdAccount.objects.filter(pk=account.pk).update(
+        paused_until=timezone.now() - timedelta(seconds=1)
+    )
     delivery.flush(until_empty=True)
     assert statuses(account) == {EventStatus.SENT: 4}
 

@@ -125,12 +125,17 @@ def test_click_id_falls_back_to_the_first_party_cookie():
 def test_client_ip_header_is_used_only_when_configured(settings):
     add_account()
     request = RequestFactory().get(
-        "/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.4, 10.0.0.1",
+        "/",
+        REMOTE_ADDR="10.0.0.1",
+        HTTP_X_FORWARDED_FOR="198.51.100.4, 10.0.0.1",
         HTTP_USER_AGENT="UA",
     )
     rows = track("page_visit", request=request, event_id="a")
     assert json.loads(rows[0].payload)["user_data"]["client_ip_address"] == "10.0.0.1"
-    settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, "CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR"}
+    settings.PINTEREST_CAPI = {
+        **settings.PINTEREST_CAPI,
+        "CLIENT_IP_HEADER": "HTTP_X_FORWARDED_FOR",
+    }
     rows = track("page_visit", request=request, event_id="b")
     assert json.loads(rows[0].payload)["user_data"]["client_ip_address"] == "198.51.100.4"
 
