@@ -170,7 +170,10 @@ class OutboxEvent(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="pcapi_event_due_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="pcapi_event_lease_idx"),
-            models.Index(fields=["event_id"], name="pcapi_event_id_idx"),
+            # varchar_pattern_ops (PostgreSQL) serves the admin's prefix search too.
+            models.Index(
+                fields=["event_id"], name="pcapi_event_id_idx", opclasses=["varchar_pattern_ops"]
+            ),
         ]
         permissions = [("resend_outboxevent", "Can resend outbox events")]
 
