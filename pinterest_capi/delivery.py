@@ -351,18 +351,15 @@ class _Flush:
             error=("" if outcome == AttemptOutcome.SUCCESS else result.message)[:500],
             response_excerpt=result.excerpt,
         )
-        message = "" if per_event is not None else result.message[:1000]
-        AttemptEvent.objects.using(self.db).bulk_create(
-            [
-                AttemptEvent(attempt=attempt, event_id=row.pk, result=label, message=text)
-                for row, label, text in (
-                    per_event
-                    if per_event is not None
-                    else [(row, result_label or outcome, message) for row in batch]
-                )
-            ],
-            batch_size=1000,
-        )
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        if per_event is None:
+            label, text = result_label or outcome, result.message[:1000]
+            groups[(label, text)] = [row.pk for row in batch]
+        else:
+            for row, label, text in per_event:
+                groups[(label, text)].append(row.pk)
+        for (label, text), pks in groups.items():
+            _link_events(self.db, attempt.pk, pks, label, text)
         return attempt
 
     def _mine(self, rows: Iterable[Claimed]):
@@ -462,6 +459,31 @@ class _Flush:
                 last_error=reason[:500],
             )
         self.summary.paused_accounts.append(account.ad_account_id)
+
+
+def _link_events(db: str, attempt_pk: int, event_pks: list[int], result: str, message: str) -> None:
+    """Insert the attempt↔event rows of one outcome with one set-based statement per 1,000.
+
+    ``INSERT … SELECT`` avoids building a model instance per event: on a batch of
+    1,000 that bookkeeping cost more than the HTTP request itself.
+    """
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    link = AttemptEvent._meta
+    outbox_table = qn(OutboxEvent._meta.db_table)
+    columns = ", ".join(
+        qn(link.get_field(name).column) for name in ("attempt", "event", "result", "message")
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(event_pks), 1000):
+            chunk = event_pks[start : start + 1000]
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {qn(link.db_table)} ({columns}) "
+                f"SELECT %s, {qn(OutboxEvent._meta.pk.column)}, %s, %s FROM {outbox_table} "
+                f"WHERE {qn(OutboxEvent._meta.pk.column)} IN ({placeholders})",
+                [attempt_pk, result, message, *chunk],
+            )
 
 
 def _int_or_none(value: Any) -> int | None:
