@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # Jittered exponential backoff: base * 2**(attempt-1), capped.
     "BACKOFF_BASE_SECONDS": 15,
     "BACKOFF_MAX_SECONDS": 3600,
+    # Requests per minute per ad account, shared by all workers (Pinterest allows 5,000;
+    # enforced in 10-second windows, so 4,200 never exceeds 4,900 in any minute). 0: off.
+    "RATE_LIMIT_PER_MINUTE": 4200,
     # Pause for a 429 without a usable Retry-After header.
     "RATE_LIMIT_PAUSE_SECONDS": 60,
     # Days a sent event is kept before purge removes it.

@@ -242,3 +242,23 @@ class AttemptEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.result}: {self.message}" if self.message else self.result
+
+
+class RequestWindow(models.Model):
+    """Requests sent to one ad account in one 10-second window (the shared rate budget)."""
+
+    account = models.ForeignKey(AdAccount, on_delete=models.CASCADE, related_name="+")
+    window = models.BigIntegerField(_("window start (Unix seconds)"))
+    count = models.PositiveIntegerField(_("requests"), default=0)
+
+    class Meta:
+        verbose_name = _("request window")
+        verbose_name_plural = _("request windows")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "window"], name="pinterest_capi_unique_request_window"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}@{self.window}: {self.count}"

@@ -322,7 +322,7 @@ def test_results_are_applied_only_by_the_lease_owner(account, sandbox):
     owner, rows = delivery.claim(10)
     # Another worker took the rows over (our lease lapsed): our late results must not land.
     OutboxEvent.objects.update(lease_owner="someone-else")
-    delivery._Flush(owner, rows).run()
+    delivery.FlushCycle(owner, rows).run()
     assert statuses(account) == {EventStatus.IN_FLIGHT: 2}
 
 
@@ -343,3 +343,26 @@ def test_attempt_rows_never_hold_the_token(account, sandbox):
     dump = json.dumps(list(DeliveryAttempt.objects.values()), default=str)
     dump += json.dumps(list(AttemptEvent.objects.values()), default=str)
     assert "pina_sandbox_TOKEN_9f3c" not in dump
+
+
+def test_request_budget_per_account_pauses_the_account_not_the_others(
+    account, second_account, sandbox, settings
+):
+    # 12 a minute = 2 per 10-second window, counted in the database for every worker.
+    settings.PINTEREST_CAPI = {
+        **settings.PINTEREST_CAPI,
+        "RATE_LIMIT_PER_MINUTE": 12,
+        "BATCH_SIZE": 1,
+    }
+    make_outbox_events(account, 5)
+    make_outbox_events(second_account, 1, start=100)
+    summary = delivery.flush(until_empty=True)
+    by_account = [r["ad_account_id"] for r in sandbox.ledger.requests()]
+    assert by_account.count(account.ad_account_id) <= 2
+    assert by_account.count(second_account.ad_account_id) == 1
+    account.refresh_from_db()
+    assert account.paused_until is not None and "requests a minute" in account.pause_reason
+    waiting = OutboxEvent.objects.filter(account=account, status=EventStatus.PENDING)
+    assert waiting.count() == 5 - by_account.count(account.ad_account_id)
+    assert not waiting.exclude(attempts=0).exists()  # waiting for the budget costs no attempt
+    assert summary.sent == by_account.count(account.ad_account_id) + 1

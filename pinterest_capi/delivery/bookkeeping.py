@@ -1,0 +1,199 @@
+"""Writing down what happened: attempt rows, event states, account states.
+
+Every write to an outbox row is fenced by the lease: it touches only rows
+still ``in_flight`` under this cycle's owner token, so a worker that lost its
+lease (too slow, restarted) cannot overwrite what another worker did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import connections
+from django.db.models import F, QuerySet
+from django.db.models.functions import Now
+
+from ..client import SendResult
+from ..conf import app_settings
+from ..models import AdAccount, AttemptEvent, DeliveryAttempt, EventStatus, OutboxEvent
+from .claim import Claimed, db_now_plus
+from .policy import backoff_seconds, int_or_none
+from .summary import FlushSummary
+
+logger = logging.getLogger("pinterest_capi.delivery")
+
+PerEvent = list[tuple[Claimed, str, str]]
+
+
+class Bookkeeper:
+    """The writes of one flush cycle (one lease owner) on one database."""
+
+    def __init__(self, db: str, owner: str, summary: FlushSummary) -> None:
+        self.db = db
+        self.owner = owner
+        self.summary = summary
+
+    # ----------------------------------------------------------------- attempts
+
+    def record_attempt(
+        self,
+        account: AdAccount,
+        batch: list[Claimed],
+        result: SendResult | None,
+        started: datetime,
+        outcome: str,
+        *,
+        label: str | None = None,
+        per_event: PerEvent | None = None,
+        error: str = "",
+    ) -> DeliveryAttempt:
+        """One DeliveryAttempt for the request, linked to each event with its result."""
+        body = result.body if result is not None and isinstance(result.body, dict) else {}
+        counts = body.get("details") if isinstance(body.get("details"), dict) else body
+        message = error or (result.message if result is not None else "")
+        attempt = DeliveryAttempt.objects.using(self.db).create(
+            account=account,
+            started_at=started,
+            duration_ms=result.duration_ms if result is not None else 0,
+            http_status=result.status_code if result is not None else None,
+            outcome=outcome,
+            test_mode=account.test_mode,
+            num_events=len(batch),
+            num_received=int_or_none(counts.get("num_events_received")),
+            num_processed=int_or_none(counts.get("num_events_processed")),
+            num_failed=sum(1 for _, s, _ in per_event or [] if s == "failed"),
+            error=("" if per_event is not None and not message else message)[:500],
+            response_excerpt=result.excerpt if result is not None else "",
+        )
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        if per_event is None:
+            groups[(label or outcome, message[:1000])] = [row.pk for row in batch]
+        else:
+            for row, status, text in per_event:
+                groups[(status, text)].append(row.pk)
+        for (status, text), pks in groups.items():
+            self._link_events(attempt.pk, pks, status, text)
+        return attempt
+
+    def _link_events(
+        self, attempt_pk: int, event_pks: list[int], result: str, message: str
+    ) -> None:
+        """Attempt↔event rows of one result with one set-based statement per 1,000.
+
+        ``INSERT … SELECT`` avoids building a model instance per event: on a
+        batch of 1,000 that bookkeeping cost more than the HTTP request itself.
+        """
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        link = AttemptEvent._meta
+        pk_column = qn(OutboxEvent._meta.pk.column)
+        columns = ", ".join(
+            qn(link.get_field(name).column) for name in ("attempt", "event", "result", "message")
+        )
+        with connection.cursor() as cursor:
+            for start in range(0, len(event_pks), 1000):
+                chunk = event_pks[start : start + 1000]
+                placeholders = ", ".join(["%s"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {qn(link.db_table)} ({columns}) "
+                    f"SELECT %s, {pk_column}, %s, %s FROM {qn(OutboxEvent._meta.db_table)} "
+                    f"WHERE {pk_column} IN ({placeholders})",
+                    [attempt_pk, result, message, *chunk],
+                )
+
+    # ----------------------------------------------------------------- events
+
+    def mine(self, rows: Iterable[Claimed]) -> QuerySet[OutboxEvent]:
+        return OutboxEvent.objects.using(self.db).filter(
+            pk__in=[r.pk for r in rows], lease_owner=self.owner, status=EventStatus.IN_FLIGHT
+        )
+
+    def finish(
+        self, rows: list[Claimed], status: str, *, error: str = "", warning: str = ""
+    ) -> int:
+        """Final state (sent or failed) after a send: the attempt counts."""
+        updates: dict[str, Any] = {
+            "status": status,
+            "lease_owner": "",
+            "lease_expires_at": None,
+            "last_error": error,
+            "warning": warning,
+            "attempts": F("attempts") + 1,
+        }
+        if status == EventStatus.SENT:
+            updates["sent_at"] = Now()
+        return self.mine(rows).update(**updates)
+
+    def release(self, rows: list[Claimed]) -> int:
+        """Hand rows back as pending and due, without using up an attempt."""
+        if not rows:
+            return 0
+        count = self.mine(rows).update(
+            status=EventStatus.PENDING, lease_owner="", lease_expires_at=None
+        )
+        self.summary.released += count
+        return count
+
+    def retry_or_fail(self, batch: list[Claimed], message: str) -> None:
+        """After a retryable failure: back off (DB clock), or fail once the budget is spent."""
+        max_attempts = int(app_settings.MAX_ATTEMPTS)
+        by_attempts: dict[int, list[Claimed]] = defaultdict(list)
+        for row in batch:
+            by_attempts[row.attempts + 1].append(row)
+        for attempts, rows in by_attempts.items():
+            if attempts >= max_attempts:
+                self.finish(
+                    rows, EventStatus.FAILED, error=f"Gave up after {attempts} attempts: {message}"
+                )
+                self.summary.failed += len(rows)
+            else:
+                self.mine(rows).update(
+                    status=EventStatus.PENDING,
+                    lease_owner="",
+                    lease_expires_at=None,
+                    attempts=F("attempts") + 1,
+                    last_error=message,
+                    next_attempt_at=db_now_plus(backoff_seconds(attempts)),
+                )
+                self.summary.retrying += len(rows)
+
+    # ----------------------------------------------------------------- accounts
+
+    def _account(self, account: AdAccount) -> QuerySet[AdAccount]:
+        return AdAccount.objects.using(self.db).filter(pk=account.pk)
+
+    def note_result(self, account: AdAccount, *, success: bool, error: str = "") -> None:
+        updates: dict[str, Any] = {}
+        if success:
+            updates["last_success_at"] = Now()
+        if error:
+            updates.update(last_error_at=Now(), last_error=error[:500])
+        if updates:
+            self._account(account).update(**updates)
+
+    def pause(self, account: AdAccount, seconds: float, reason: str) -> None:
+        """Pause one account (rate limits): its rows wait, other accounts go on."""
+        self._account(account).update(
+            paused_until=db_now_plus(seconds),
+            pause_reason=reason[:500],
+            last_error_at=Now(),
+            last_error=reason[:500],
+        )
+        if account.ad_account_id not in self.summary.paused_accounts:
+            self.summary.paused_accounts.append(account.ad_account_id)
+
+    def flag_auth_problem(self, account: AdAccount, reason: str) -> None:
+        """Stop the account until someone fixes it (a new token clears the flag)."""
+        logger.warning("Ad account %s paused: %s", account.ad_account_id, reason)
+        self._account(account).update(
+            auth_error=reason[:500],
+            auth_error_at=Now(),
+            last_error_at=Now(),
+            last_error=reason[:500],
+        )
+        if account.ad_account_id not in self.summary.paused_accounts:
+            self.summary.paused_accounts.append(account.ad_account_id)

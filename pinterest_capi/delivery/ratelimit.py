@@ -1,0 +1,63 @@
+"""Per-ad-account request budget, shared by every worker through the database.
+
+Pinterest allows 5,000 calls a minute per ad account.  Each request takes a
+slot in a 10-second window row (a conditional UPDATE, so concurrent workers on
+any host count against the same budget).  A window holds a sixth of
+``RATE_LIMIT_PER_MINUTE``; any 60-second span overlaps at most seven windows,
+so it sees at most 7/6 of the setting: the default 4,200 stays under 5,000.
+Windows are numbered by the database clock, so host clock skew cannot split
+the count.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Now
+
+from ..conf import app_settings
+from ..models import AdAccount, RequestWindow
+
+WINDOW_SECONDS = 10
+
+
+def limit_per_minute() -> int:
+    return int(app_settings.RATE_LIMIT_PER_MINUTE or 0)
+
+
+def _db_now_seconds(account: AdAccount, db: str) -> float:
+    """The database's clock, read through the account's own row (one tiny query)."""
+    return (
+        AdAccount.objects.using(db)
+        .filter(pk=account.pk)
+        .annotate(db_now=Now())
+        .values_list("db_now", flat=True)
+        .get()
+        .timestamp()
+    )
+
+
+def acquire(account: AdAccount, *, db: str) -> float | None:
+    """Take one request slot for ``account``: None to go now, else seconds to wait."""
+    limit = limit_per_minute()
+    if limit <= 0:
+        return None
+    per_window = max(1, limit * WINDOW_SECONDS // 60)
+    now = _db_now_seconds(account, db)
+    window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+    windows = RequestWindow.objects.using(db)
+    with transaction.atomic(using=db):
+        taken = windows.filter(account=account, window=window, count__lt=per_window).update(
+            count=F("count") + 1
+        )
+        if not taken and not windows.filter(account=account, window=window).exists():
+            windows.bulk_create(
+                [RequestWindow(account=account, window=window, count=0)], ignore_conflicts=True
+            )
+            windows.filter(account=account, window__lt=window - 600).delete()  # old ones
+            taken = windows.filter(account=account, window=window, count__lt=per_window).update(
+                count=F("count") + 1
+            )
+    if taken:
+        return None
+    return max(0.5, window + WINDOW_SECONDS - now)
