@@ -72,6 +72,12 @@ DEFAULTS: dict[str, Any] = {
     "CLICK_ID_COOKIE": "_epik",
     # Lifetime of that cookie in days.
     "CLICK_ID_COOKIE_DAYS": 365,
+    # Dotted path to callable(*, request=None, user=None, event_name, tenant) returning
+    # Consent, bool or None; track() asks it before every event (None: no hook, allowed).
+    "CONSENT_HOOK": None,
+    # When the hook says no: "skip" records nothing; "opt_out" records the event with
+    # opt_out: true (Pinterest then uses it for reporting only).
+    "CONSENT_DENIED": "skip",
 }
 
 

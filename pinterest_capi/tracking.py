@@ -1,8 +1,9 @@
 """``track()``: the public entry that turns a conversion into outbox rows.
 
-It builds the API event (normalising and hashing PII — raw values never reach
-the database), resolves the tenant and records one row per active ad account,
-inside the caller's transaction.  Bad input raises
+It resolves the tenant, asks the shop's consent hook (:mod:`pinterest_capi.consent`),
+builds the API event (normalising and hashing PII — raw values never reach
+the database) and records one row per active ad account, inside the caller's
+transaction.  Bad input raises
 :class:`~pinterest_capi.exceptions.InvalidEventError` naming the field; the
 signal receivers catch and log it so a shop's checkout never breaks.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from . import events, outbox
+from . import consent, events, outbox
 from .conf import app_settings
 from .context import get_current_request, request_user_data
 from .models import AdAccount, OutboxEvent
@@ -47,11 +48,32 @@ def track(
     or kept by the middleware) supplies the IP address, user agent, click id and
     page URL where they are not given.  Returns the outbox rows (existing rows
     when the same event was recorded before: recording is idempotent).
+
+    ``CONSENT_HOOK`` is asked first (here, so direct calls and signal receivers obey
+    it alike): when it refuses, ``CONSENT_DENIED`` either records nothing (``[]``,
+    before the input is even read, so nothing about the visitor is processed) or
+    records the event with ``opt_out: true``; a ``Consent`` with
+    ``limited_data_processing`` adds ``opt_out_type "LDP"`` and the hashed state
+    and country.  An ``opt_out=True`` the caller passes is kept whatever the hook says.
     """
     if not app_settings.ENABLED:
         return []
     request = request if request is not None else get_current_request()
+    tenant_key = resolve_tenant(tenant=tenant, request=request, obj=obj)
+    decision = consent.ask_consent(
+        request=request, obj=obj, event_name=event_name, tenant=tenant_key
+    )
+    if not decision.allowed:
+        if consent.denied_action() == consent.DENIED_SKIP:
+            logger.info(
+                "Pinterest event %r of tenant %r not recorded: consent not given.",
+                event_name,
+                tenant_key,
+            )
+            return []
+        event_fields["opt_out"] = True  # Pinterest keeps it for reporting only
     merged_user_data = dict(user_data or {})
+    custom_data = consent.apply_limited_data_processing(decision, merged_user_data, custom_data)
     if request is not None and action_source == "web":
         for key, value in request_user_data(request).items():
             merged_user_data.setdefault(key, value)
@@ -68,7 +90,6 @@ def track(
         default_phone_region=app_settings.DEFAULT_PHONE_REGION,
         **event_fields,
     )
-    tenant_key = resolve_tenant(tenant=tenant, request=request, obj=obj)
     accounts = list(AdAccount.objects.for_tenant(tenant_key).active())
     if not accounts:
         logger.warning(
