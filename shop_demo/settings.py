@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -126,6 +127,11 @@ PINTEREST_CAPI = {
         "shop_demo.shop.signals.customer_signed_up": "pinterest_capi.mappers.signup_from_user",
     },
 }
+
+# Per-process overrides as a JSON object merged into PINTEREST_CAPI (the reliability tests run
+# worker processes with short leases, deadlines and backoff this way), e.g.
+# PINTEREST_CAPI_OVERRIDES='{"LEASE_SECONDS": 8, "NUDGE": "off"}'.
+PINTEREST_CAPI.update(json.loads(os.environ.get("PINTEREST_CAPI_OVERRIDES") or "{}"))
 
 Q_CLUSTER = {
     "name": "shop_demo",
