@@ -46,6 +46,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="pinterest_capi.E003",
             )
         )
+    if app_settings.CONSENT_DENIED not in ("skip", "opt_out"):
+        messages.append(
+            checks.Error(
+                f"{SETTINGS_NAME}['CONSENT_DENIED'] must be 'skip' or 'opt_out' "
+                f"(got {app_settings.CONSENT_DENIED!r}).",
+                id="pinterest_capi.E005",
+            )
+        )
+    for key in ("CONSENT_HOOK", "TENANT_RESOLVER"):
+        try:
+            app_settings.import_callable(key)
+        except Exception as exc:  # ImproperlyConfigured names the key and the path
+            messages.append(checks.Error(str(exc), id="pinterest_capi.E006"))
     lease = app_settings.LEASE_SECONDS
     deadline = app_settings.REQUEST_DEADLINE
     q_timeout = getattr(settings, "Q_CLUSTER", {}).get("timeout")

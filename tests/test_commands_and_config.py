@@ -47,6 +47,17 @@ def test_checks_report_typos_and_bad_values(settings):
     assert "pinterest_capi.E001" in {m.id for m in check_settings()}
 
 
+def test_checks_report_unimportable_hooks_and_bad_consent_mode(settings):
+    settings.PINTEREST_CAPI = {
+        **settings.PINTEREST_CAPI,
+        "CONSENT_HOOK": "nowhere.consent_hook",
+        "CONSENT_DENIED": "maybe",
+    }
+    messages = {m.id: m.msg for m in check_settings()}
+    assert "CONSENT_HOOK" in messages["pinterest_capi.E006"]
+    assert "maybe" in messages["pinterest_capi.E005"]
+
+
 def test_checks_are_clean_for_the_demo_settings():
     assert [m.id for m in check_settings()] == []
 
