@@ -72,6 +72,10 @@ DEFAULTS: dict[str, Any] = {
     "CLICK_ID_COOKIE": "_epik",
     # Lifetime of that cookie in days.
     "CLICK_ID_COOKIE_DAYS": 365,
+    # Dotted path to callable(user) -> iterable of tenant keys (or None: all) that a staff
+    # user may manage in the admin. None: pinterest_capi.permissions.tenants_from_groups
+    # (superusers all; others the tenants of their "pinterest_capi:tenant:<key>" groups).
+    "ADMIN_TENANTS": None,
     # Dotted path to callable(*, request=None, user=None, event_name, tenant) returning
     # Consent, bool or None; track() asks it before every event (None: no hook, allowed).
     "CONSENT_HOOK": None,

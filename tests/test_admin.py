@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,6 +20,7 @@ from pinterest_capi.models import (
     OutboxEvent,
 )
 from pinterest_capi.outbox import encode_payload
+from pinterest_capi.permissions import tenant_group_name
 
 TOKEN = "pina_SECRET_TOKEN_1234"
 NEW_TOKEN = "pina_OTHER_SECRET_TOKEN_9876"
@@ -83,8 +84,11 @@ def make_attempt(account: AdAccount, events: list[OutboxEvent], **kw) -> Deliver
     return attempt
 
 
-def staff_user(*perms: str) -> User:
+def staff_user(*perms: str, tenant: str | None = "shop1") -> User:
+    """A non-superuser staff user; since tenant isolation it needs a tenant group to see rows."""
     user = User.objects.create_user("operator", password="pw", is_staff=True)
+    if tenant is not None:
+        user.groups.add(Group.objects.get_or_create(name=tenant_group_name(tenant))[0])
     for codename in perms:
         user.user_permissions.add(
             Permission.objects.get(content_type__app_label="pinterest_capi", codename=codename)

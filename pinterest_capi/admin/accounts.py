@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -17,7 +18,9 @@ from django.utils.translation import ngettext
 
 from ..forms import AdAccountForm
 from ..models import AdAccount
+from ..permissions import Tenants, request_tenants
 from .common import ADMIN_CSS, badge, short
+from .tenancy import TenantListFilter, TenantScopedAdminMixin
 
 
 def account_status(account: AdAccount) -> tuple[str, str]:
@@ -36,9 +39,31 @@ def account_status(account: AdAccount) -> tuple[str, str]:
     return "ok", _("OK")
 
 
+class TenantCheckedAdAccountForm(AdAccountForm):
+    """The account form for a user limited to some tenants: any other tenant is refused.
+
+    Without it a staff user of shop A could create an account under shop B,
+    or move one of A's accounts there, and so write into B's data.
+    """
+
+    allowed_tenants: Tenants = None
+
+    def clean_tenant(self) -> str:
+        tenant = (self.cleaned_data.get("tenant") or "").strip()
+        allowed = self.allowed_tenants
+        if allowed is not None and tenant not in allowed:
+            raise forms.ValidationError(
+                _("You may not manage tenant “%(tenant)s”. Your tenants: %(allowed)s."),
+                code="tenant_not_allowed",
+                params={"tenant": tenant, "allowed": ", ".join(sorted(allowed)) or _("none")},
+            )
+        return tenant
+
+
 @admin.register(AdAccount)
-class AdAccountAdmin(admin.ModelAdmin):
+class AdAccountAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     form = AdAccountForm
+    tenant_lookup = "tenant"
     list_display = (
         "__str__",
         "tenant",
@@ -50,7 +75,7 @@ class AdAccountAdmin(admin.ModelAdmin):
         "last_success_at",
         "last_error_display",
     )
-    list_filter = ("tenant", "active", "test_mode")
+    list_filter = (("tenant", TenantListFilter), "active", "test_mode")
     search_fields = ("name", "=ad_account_id", "tenant")
     readonly_fields = (
         "token_display",
@@ -70,6 +95,30 @@ class AdAccountAdmin(admin.ModelAdmin):
 
     class Media:
         css = ADMIN_CSS
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: AdAccount | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[AdAccountForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        tenants = request_tenants(request)
+        if tenants is None:
+            return form
+        return type(
+            form.__name__,
+            (TenantCheckedAdAccountForm, form),
+            {"allowed_tenants": tenants, "__module__": __name__},
+        )
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        tenants = request_tenants(request)
+        if tenants is not None and len(tenants) == 1 and "tenant" not in initial:
+            initial["tenant"] = next(iter(tenants))  # the only choice: fill it in
+        return initial
 
     def get_fieldsets(self, request: HttpRequest, obj: AdAccount | None = None) -> Any:
         account = (None, {"fields": ("tenant", "name", "ad_account_id", "active", "test_mode")})

@@ -14,10 +14,11 @@ from django.utils.translation import ngettext
 from ..models import DeliveryAttempt
 from .common import ADMIN_CSS, ReadOnlyAdminMixin, badge, pre, short
 from .events import DeliveryAttemptFilter
+from .tenancy import AccountListFilter, TenantScopedAdminMixin
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAttemptAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "started_at",
         "account",
@@ -29,7 +30,12 @@ class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "duration_ms",
         "short_error",
     )
-    list_filter = ("outcome", "account", ("started_at", admin.DateFieldListFilter), "test_mode")
+    list_filter = (
+        "outcome",
+        ("account", AccountListFilter),
+        ("started_at", admin.DateFieldListFilter),
+        "test_mode",
+    )
     list_select_related = ("account",)
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -28,6 +29,7 @@ from django.views.decorators.http import require_POST
 from .. import outbox
 from ..models import AttemptEvent, EventStatus, OutboxEvent
 from .common import ADMIN_CSS, ReadOnlyAdminMixin, ReadOnlyInlineMixin, badge, pretty_json, short
+from .tenancy import AccountListFilter, TenantScopedAdminMixin
 
 RESEND_PERMISSION = "pinterest_capi.resend_outboxevent"
 
@@ -98,6 +100,24 @@ class DeliveryAttemptFilter(admin.SimpleListFilter):
         return queryset.filter(results__attempt_id=int(value))
 
 
+def _posted_count(request: HttpRequest) -> int:
+    """How many distinct rows an action was asked to act on (0 for "select all")."""
+    if request.POST.get("select_across") == "1":
+        return 0
+    return len(set(request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)))
+
+
+def _skipped_note(skipped: int) -> str:
+    """A sentence for selected rows that were not found (deleted, or not the user's)."""
+    if skipped <= 0:
+        return ""
+    return " " + ngettext(
+        "%(count)d selected event was not found and was skipped.",
+        "%(count)d selected events were not found and were skipped.",
+        skipped,
+    ) % {"count": skipped}
+
+
 class AttemptEventInline(ReadOnlyInlineMixin, admin.TabularInline):
     """Each request this event was part of, newest first, with Pinterest's answer for it."""
 
@@ -142,7 +162,7 @@ class AttemptEventInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OutboxEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "event_name",
@@ -159,7 +179,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = (
         "status",
         EventNameFilter,
-        "account",
+        ("account", AccountListFilter),
         ("created_at", admin.DateFieldListFilter),
         DeliveryAttemptFilter,
     )
@@ -273,12 +293,22 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     # --- resend ---------------------------------------------------------------------------
 
-    def has_resend_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(RESEND_PERMISSION)
+    def has_resend_permission(self, request: HttpRequest, obj: OutboxEvent | None = None) -> bool:
+        return request.user.has_perm(RESEND_PERMISSION) and self.may_manage_object(request, obj)
 
     @admin.action(description=_("Resend selected failed events"), permissions=["resend"])
     def resend_failed(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        # The queryset is already cut to the user's tenants: another tenant's ids
+        # posted here are simply not in it, and are reported like missing rows.
         selected = queryset.count()
+        skipped = _posted_count(request) - selected
+        if not selected:
+            self.message_user(
+                request,
+                _("None of the selected events was found; nothing was requeued."),
+                messages.WARNING,
+            )
+            return
         requeued = outbox.requeue(queryset)
         left = selected - requeued
         if not requeued:
@@ -289,7 +319,8 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     "None of the %(count)d selected events was failed; nothing was requeued.",
                     selected,
                 )
-                % {"count": selected},
+                % {"count": selected}
+                + _skipped_note(skipped),
                 messages.WARNING,
             )
             return
@@ -304,7 +335,7 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ) % {"count": left}
         else:
             text += "."
-        self.message_user(request, text, messages.SUCCESS)
+        self.message_user(request, text + _skipped_note(skipped), messages.SUCCESS)
 
     def get_urls(self) -> list[URLPattern]:
         opts = self.opts
@@ -324,9 +355,13 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def _resend_one(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not (self.has_resend_permission(request) and self.has_view_permission(request)):
             raise PermissionDenied
-        obj = self.get_object(request, unquote(object_id))
+        obj = self.get_object(request, unquote(object_id))  # None for another tenant's event
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not (
+            self.has_resend_permission(request, obj) and self.has_view_permission(request, obj)
+        ):
+            raise PermissionDenied
         change_url = reverse(
             f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[obj.pk]
         )
@@ -358,6 +393,6 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         context["pcapi_can_resend"] = bool(
             obj is not None
             and obj.status == EventStatus.FAILED
-            and self.has_resend_permission(request)
+            and self.has_resend_permission(request, obj)
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
