@@ -54,7 +54,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="pinterest_capi.E005",
             )
         )
-    for key in ("CONSENT_HOOK", "TENANT_RESOLVER"):
+    for key in ("CONSENT_HOOK", "TENANT_RESOLVER", "ADMIN_TENANTS"):
         try:
             app_settings.import_callable(key)
         except Exception as exc:  # ImproperlyConfigured names the key and the path
