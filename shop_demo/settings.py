@@ -137,8 +137,9 @@ Q_CLUSTER = {
     "name": "shop_demo",
     "orm": "default",  # the ORM broker: no extra server needed
     "workers": int(os.environ.get("Q_WORKERS", "2")),
-    "timeout": 60,  # > PINTEREST_CAPI REQUEST_DEADLINE (30 s)
-    "retry": 90,  # > timeout
+    # > PINTEREST_CAPI REQUEST_DEADLINE (30 s), < LEASE_SECONDS; Q_TIMEOUT: tests with short leases
+    "timeout": int(os.environ.get("Q_TIMEOUT", "60")),
+    "retry": int(os.environ.get("Q_TIMEOUT", "60")) + 30,  # > timeout
     "max_attempts": 2,
     "catch_up": False,
     "save_limit": 200,
