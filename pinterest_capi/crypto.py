@@ -10,6 +10,7 @@ it were a token.
 from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import SETTINGS_NAME, app_settings
 from .exceptions import ConfigurationError, TokenDecryptionError
@@ -33,8 +34,22 @@ def _fernet() -> MultiFernet:
         ) from exc
 
 
+def check_keys() -> None:
+    """Raise ConfigurationError now if ENCRYPTION_KEYS is empty or malformed.
+
+    Commands call this before touching any row, so a typo in a key stops them
+    up front instead of flagging every account as undecryptable.
+    """
+    _fernet()
+
+
+@sensitive_variables("plaintext")
 def encrypt(plaintext: str) -> str:
-    """Encrypt ``plaintext`` with the first configured key."""
+    """Encrypt ``plaintext`` with the first configured key.
+
+    Marked sensitive: a bad key raises here with the token as an argument, and
+    Django's error reports must show stars instead.
+    """
     return _fernet().encrypt(plaintext.encode()).decode()
 
 
@@ -49,10 +64,35 @@ def decrypt(ciphertext: str) -> str:
 
 
 def rotate(ciphertext: str) -> str:
-    """Re-encrypt ``ciphertext`` with the first key (used after a key change)."""
+    """Re-encrypt ``ciphertext`` with the first key (used after a key change).
+
+    The plaintext never leaves ``cryptography``: MultiFernet decrypts and
+    re-encrypts in one call, so the rotation command never holds a token.
+    """
     try:
         return _fernet().rotate(ciphertext.encode()).decode()
     except InvalidToken:
         raise TokenDecryptionError(
             "the stored token cannot be decrypted with any key in ENCRYPTION_KEYS"
         ) from None
+
+
+def key_index(ciphertext: str) -> int | None:
+    """Position in ENCRYPTION_KEYS of the key that decrypts ``ciphertext``; None if none does.
+
+    Lets the rotation command report how many tokens still depend on an old key
+    (all must be at 0 before an old key may be removed).  Only the signature is
+    checked (``extract_timestamp``): no plaintext is produced.
+    """
+    check_keys()
+    keys = app_settings.ENCRYPTION_KEYS
+    if isinstance(keys, (str, bytes)):
+        keys = [keys]
+    data = ciphertext.encode()
+    for index, key in enumerate(keys):
+        try:
+            Fernet(key).extract_timestamp(data)
+        except InvalidToken:
+            continue
+        return index
+    return None
