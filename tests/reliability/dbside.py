@@ -158,6 +158,15 @@ def retry_times() -> dict[str, Any]:
     return {"db_now": now, "pending": [[e, a, when.timestamp()] for e, a, when in rows]}
 
 
+def make_due() -> int:
+    """Let time pass for backed-off rows: due now (DB clock)."""
+    from django.db.models.functions import Now
+
+    from pinterest_capi.models import EventStatus, OutboxEvent
+
+    return OutboxEvent.objects.filter(status=EventStatus.PENDING).update(next_attempt_at=Now())
+
+
 def main() -> None:
     import django
 

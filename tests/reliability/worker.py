@@ -49,6 +49,15 @@ def main() -> None:
         "loop_errors": [],
         "skew": SKEW,
     }
+    from django.utils import timezone
+
+    from tests.reliability.dbside import db_now
+
+    now = db_now()  # the skew this process really runs with, against the database clock
+    totals["clock_offset"] = {
+        "time": round(time.time() - now, 2),
+        "django": round(timezone.now().timestamp() - now, 2),
+    }
     started = time.monotonic()
     done = False
     while time.monotonic() - started < args.deadline:
