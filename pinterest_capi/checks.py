@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.core import checks
 
@@ -19,6 +20,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"{SETTINGS_NAME}[{key!r}] is not a setting of pinterest_capi.",
                 hint="Check the spelling against the settings table in the README.",
                 id="pinterest_capi.W001",
+            )
+        )
+    base_url = str(app_settings.API_BASE_URL)
+    try:
+        parsed = httpx.URL(base_url)
+        valid = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        valid = False
+    if not valid:
+        messages.append(
+            checks.Error(
+                f"{SETTINGS_NAME}['API_BASE_URL'] is not an http(s) URL: {base_url!r}.",
+                hint="Pinterest: https://api.pinterest.com/v5; the sandbox: http://HOST:PORT/v5",
+                id="pinterest_capi.E007",
             )
         )
     keys = app_settings.ENCRYPTION_KEYS

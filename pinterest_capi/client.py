@@ -61,6 +61,7 @@ _ERROR_TEXT = {
     "deadline": "request abandoned at its overall deadline",
     "protocol": "connection closed without a valid response",
     "pool_timeout": "no free connection in the pool",
+    "invalid_url": "API_BASE_URL is not a valid URL",
 }
 
 _local = threading.local()
@@ -149,7 +150,26 @@ def get_conversion_tags(ad_account_id: str, token: str) -> SendResult:
     return _request("GET", f"{base}/ad_accounts/{ad_account_id}/conversion_tags", token)
 
 
-@sensitive_variables("token", "headers")
+class _BearerAuth(httpx.Auth):
+    """Adds the bearer token per request; its repr never shows the token.
+
+    Passing the token as an ``Authorization`` entry of a plain dict would put it
+    in httpx's frames, where Django's error reports can print it.
+    """
+
+    @sensitive_variables("token")
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request):
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "<BearerAuth ********>"
+
+
+@sensitive_variables("token")
 def _request(
     method: str,
     url: str,
@@ -158,7 +178,7 @@ def _request(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> SendResult:
-    headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
+    auth = _BearerAuth(token)
     deadline_s = float(app_settings.REQUEST_DEADLINE)
     started = time.monotonic()
     deadline = started + deadline_s
@@ -170,7 +190,7 @@ def _request(
 
     try:
         with get_client().stream(
-            method, url, content=content, headers=headers, timeout=_timeout()
+            method, url, content=content, headers=headers, auth=auth, timeout=_timeout()
         ) as response:
             chunks: list[bytes] = []
             for chunk in response.iter_raw():
@@ -189,6 +209,9 @@ def _request(
                 excerpt=text[:EXCERPT_CHARS],
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError):
+        # A mistyped API_BASE_URL: nothing was sent; say so instead of raising.
+        return done(status_code=None, error="invalid_url", maybe_sent=False)
     except httpx.ConnectTimeout:
         return done(status_code=None, error="connect_timeout", maybe_sent=False)
     except httpx.PoolTimeout:

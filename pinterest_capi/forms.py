@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from .models import AdAccount
 
@@ -68,6 +69,7 @@ class AdAccountForm(forms.ModelForm):
             )
         return value
 
+    @sensitive_variables()
     def clean_access_token(self) -> str:
         token = self.cleaned_data.get("access_token") or ""
         if token and any(ch.isspace() for ch in token):
@@ -78,6 +80,7 @@ class AdAccountForm(forms.ModelForm):
             )
         return token
 
+    @sensitive_variables()
     def save(self, commit: bool = True) -> AdAccount:
         token = self.cleaned_data.get("access_token")
         if token:

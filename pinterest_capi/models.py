@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from . import crypto
 
@@ -92,6 +93,7 @@ class AdAccount(models.Model):
     def __repr__(self) -> str:  # never shows the token
         return f"<AdAccount {self.pk} tenant={self.tenant!r} ad_account_id={self.ad_account_id!r}>"
 
+    @sensitive_variables("token")
     def set_token(self, token: str) -> None:
         """Encrypt and store ``token``; a new token clears an authorisation error."""
         token = (token or "").strip()
@@ -102,6 +104,7 @@ class AdAccount(models.Model):
         self.auth_error = ""
         self.auth_error_at = None
 
+    @sensitive_variables()
     def get_token(self) -> str:
         """Decrypt the token (raises TokenDecryptionError on a wrong key)."""
         return crypto.decrypt(self.token_ciphertext)

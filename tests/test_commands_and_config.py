@@ -53,7 +53,9 @@ def test_checks_report_unimportable_hooks_and_bad_consent_mode(settings):
         "CONSENT_HOOK": "nowhere.consent_hook",
         "CONSENT_DENIED": "maybe",
     }
+    settings.PINTEREST_CAPI["API_BASE_URL"] = "http://127.0.0.1:80a/v5"
     messages = {m.id: m.msg for m in check_settings()}
+    assert "API_BASE_URL" in messages["pinterest_capi.E007"]
     assert "CONSENT_HOOK" in messages["pinterest_capi.E006"]
     assert "maybe" in messages["pinterest_capi.E005"]
 

@@ -10,11 +10,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_post_parameters
 
 from ..forms import AdAccountForm
 from ..models import AdAccount
@@ -62,6 +64,15 @@ class TenantCheckedAdAccountForm(AdAccountForm):
 
 @admin.register(AdAccount)
 class AdAccountAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    # Like Django's UserAdmin: the token never appears in an error report's POST data.
+    @method_decorator(sensitive_post_parameters("access_token"))
+    def add_view(self, request: HttpRequest, *args: Any, **kwargs: Any):
+        return super().add_view(request, *args, **kwargs)
+
+    @method_decorator(sensitive_post_parameters("access_token"))
+    def change_view(self, request: HttpRequest, *args: Any, **kwargs: Any):
+        return super().change_view(request, *args, **kwargs)
+
     form = AdAccountForm
     tenant_lookup = "tenant"
     list_display = (
