@@ -167,6 +167,61 @@ def make_due() -> int:
     return OutboxEvent.objects.filter(status=EventStatus.PENDING).update(next_attempt_at=Now())
 
 
+def checkouts(threads: int, go_file: str, tag: str) -> dict[str, Any]:
+    """``threads`` customers check out at once through the shop's own services (cart, add to
+    cart, place order: signals inside ``transaction.atomic``), starting when ``go_file``
+    exists.  Every exception that reaches the shop's code is returned."""
+    import os
+    import threading
+
+    from django.db import connection
+
+    from shop_demo.shop import services
+    from shop_demo.shop.models import Cart, Product
+
+    products = list(Product.objects.filter(active=True, currency="GBP").order_by("pk"))
+    barrier = threading.Barrier(threads)
+    orders: list[str] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def customer(n: int) -> None:
+        try:
+            barrier.wait(timeout=60)
+            cart = Cart.objects.create()
+            for product in (products[n % len(products)], products[(n + 5) % len(products)]):
+                services.add_to_cart(None, product, 1 + n % 3, cart=cart)
+            order = services.place_order(
+                None,
+                cart,
+                {
+                    "email": f"Customer.{tag}.{n}@Example.com",
+                    "phone": f"020 7946 0{n:03d}",
+                    "first_name": "Ada",
+                    "last_name": f"Lovelace{n}",
+                    "city": "London",
+                    "postcode": "SW1A 1AA",
+                    "country": "GB",
+                },
+            )
+            with lock:
+                orders.append(order.number)
+        except Exception as exc:  # noqa: BLE001 - the test counts what reaches the shop
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+
+    while not os.path.exists(go_file):
+        time.sleep(0.005)
+    workers = [threading.Thread(target=customer, args=(n,)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    return {"orders": orders, "errors": errors}
+
+
 def main() -> None:
     import django
 

@@ -104,7 +104,7 @@ class Database:
     def call(self, function: str, **kwargs: Any) -> Any:
         """Run :mod:`.dbside` ``function(**kwargs)`` in a Django subprocess; its JSON result."""
         proc = subprocess.run(
-            [PYTHON, "-m", "tests.reliability.dbside", function, json.dumps(kwargs)],
+            [PYTHON, *self.dbside_args(function, **kwargs)],
             cwd=ROOT,
             env=self.env(),
             capture_output=True,
@@ -114,6 +114,9 @@ class Database:
         if proc.returncode != 0:
             raise AssertionError(f"dbside {function} failed:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])["result"]
+
+    def dbside_args(self, function: str, **kwargs: Any) -> list[str]:
+        return ["-m", "tests.reliability.dbside", function, json.dumps(kwargs)]
 
 
 def migrate(url: str, var_dir: Path) -> None:
