@@ -95,7 +95,7 @@ def run(n: int, base_url: str) -> dict[str, object]:
 
     from pinterest_capi import client, delivery, events
     from pinterest_capi.models import AdAccount, EventStatus, OutboxEvent
-    from pinterest_capi.outbox import encode_payload
+    from pinterest_capi.outbox import encode_payload, new_row
 
     call_command("migrate", verbosity=0)
     AdAccount.objects.filter(tenant="bench").delete()
@@ -126,16 +126,7 @@ def run(n: int, base_url: str) -> dict[str, object]:
         )
         payload = encode_payload(event)
         payloads.append(payload)
-        rows.append(
-            OutboxEvent(
-                account=account,
-                event_id=event["event_id"],
-                event_name="checkout",
-                event_time=event["event_time"],
-                order_id=f"B{run_id}-{i}",
-                payload=payload,
-            )
-        )
+        rows.append(new_row(event, account, payload=payload))
     OutboxEvent.objects.bulk_create(rows, batch_size=2000)
     record_s = time.monotonic() - started
 

@@ -27,6 +27,20 @@ def encode_payload(event: Mapping[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
 
 
+def new_row(
+    event: Mapping[str, Any], account: AdAccount, *, payload: str | None = None
+) -> OutboxEvent:
+    """An unsaved outbox row for ``event`` (an API event dict) and one account."""
+    return OutboxEvent(
+        account=account,
+        event_id=event["event_id"],
+        event_name=event["event_name"],
+        event_time=event["event_time"],
+        order_id=str((event.get("custom_data") or {}).get("order_id") or ""),
+        payload=payload if payload is not None else encode_payload(event),
+    )
+
+
 def record(
     event: Mapping[str, Any], *, accounts: Iterable[AdAccount], using: str | None = None
 ) -> list[OutboxEvent]:
@@ -39,18 +53,7 @@ def record(
     if not accounts:
         return []
     payload = encode_payload(event)
-    order_id = str((event.get("custom_data") or {}).get("order_id") or "")
-    rows = [
-        OutboxEvent(
-            account=account,
-            event_id=event["event_id"],
-            event_name=event["event_name"],
-            event_time=event["event_time"],
-            order_id=order_id,
-            payload=payload,
-        )
-        for account in accounts
-    ]
+    rows = [new_row(event, account, payload=payload) for account in accounts]
     db = using or OutboxEvent.objects.db
     with transaction.atomic(using=db):
         OutboxEvent.objects.using(db).bulk_create(rows, ignore_conflicts=True)

@@ -82,23 +82,14 @@ def build_test_event(n: int, **overrides):
 def make_outbox_events(account, count: int, *, start: int = 0, payload_override=None):
     """Insert ``count`` pending outbox rows for ``account`` directly (fast test set-up)."""
     from pinterest_capi.models import OutboxEvent
-    from pinterest_capi.outbox import encode_payload
+    from pinterest_capi.outbox import new_row
 
     rows = []
     for n in range(start, start + count):
         event = build_test_event(n)
         if payload_override is not None:
             event = payload_override(n, event)
-        rows.append(
-            OutboxEvent(
-                account=account,
-                event_id=event["event_id"],
-                event_name=event["event_name"],
-                event_time=event["event_time"],
-                order_id=f"T{n}",
-                payload=encode_payload(event),
-            )
-        )
+        rows.append(new_row(event, account))
     OutboxEvent.objects.bulk_create(rows, batch_size=1000)
     return list(OutboxEvent.objects.filter(account=account).order_by("pk"))
 
