@@ -111,7 +111,7 @@ def test_poison_event_is_isolated_by_splitting_the_batch(account, sandbox):
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_auth_errors_pause_the_account_and_keep_events_pending(
-    account, second_account, sandbox, status
+    account, second_account, sandbox, status, admin_client
 ):
     make_outbox_events(account, 5)
     make_outbox_events(second_account, 3, start=100)
@@ -122,6 +122,11 @@ def test_auth_errors_pause_the_account_and_keep_events_pending(
     assert statuses(account) == {EventStatus.PENDING: 5}
     assert not OutboxEvent.objects.filter(account=account).exclude(attempts=0).exists()
     assert statuses(second_account) == {EventStatus.SENT: 3}
+    # Visible in the admin, with the reason.
+    from django.urls import reverse
+
+    page = admin_client.get(reverse("admin:pinterest_capi_adaccount_changelist")).content.decode()
+    assert "token refused" in page and str(status) in page
     # Paused: a later flush sends nothing for it.
     before = len(sandbox.ledger.requests())
     delivery.flush(until_empty=True)
