@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.constants import OnConflict
 from django.db.models.functions import Now
 
 from .models import AdAccount, EventStatus, OutboxEvent
@@ -90,8 +91,16 @@ def requeue(events: QuerySet[OutboxEvent]) -> int:
     return count
 
 
-def purge_sent(older_than_days: int, *, batch_size: int = 5000) -> int:
-    """Delete ``sent`` rows older than the window in batches; other states are kept."""
+def purge_sent(
+    older_than_days: int,
+    *,
+    batch_size: int = 5000,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Delete ``sent`` rows older than the window in batches; other states are kept.
+
+    ``on_batch`` (optional) gets the number of rows each batch deleted, for a progress bar.
+    """
     cutoff = Now() - timedelta(days=older_than_days)
     total = 0
     while True:
@@ -104,3 +113,86 @@ def purge_sent(older_than_days: int, *, batch_size: int = 5000) -> int:
             return total
         deleted, _ = OutboxEvent.objects.filter(pk__in=ids).delete()
         total += len(ids)
+        if on_batch is not None:
+            on_batch(len(ids))
+
+
+def make_due_matching(
+    events: QuerySet[OutboxEvent],
+    *,
+    batch_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Make every ``pending`` event of ``events`` due now, in primary-key batches.
+
+    For an operator who knows the cause of a retry backoff is gone (an outage ended): the
+    rows keep their attempt count (unlike :func:`requeue`, which gives failed rows a fresh
+    budget), only the wait is skipped.  Short UPDATEs like :func:`requeue_matching`, so the
+    worker is never blocked for long; ``progress`` gets the running total.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    waiting = events.filter(status=EventStatus.PENDING).order_by("pk")
+    total = 0
+    cursor = 0
+    while ids := list(waiting.filter(pk__gt=cursor).values_list("pk", flat=True)[:batch_size]):
+        cursor = ids[-1]
+        total += OutboxEvent.objects.filter(pk__in=ids, status=EventStatus.PENDING).update(
+            next_attempt_at=Now()
+        )
+        if progress is not None:
+            progress(total)
+    if total:
+        transaction.on_commit(_nudge)
+    return total
+
+
+def record_many(
+    events: Sequence[Mapping[str, Any]],
+    *,
+    accounts: Iterable[AdAccount],
+    using: str | None = None,
+) -> int:
+    """Bulk :func:`record` for imports: every event once per account, in one transaction.
+
+    Idempotent like ``record``: an event already in the outbox (same account, event_name and
+    event_id) is skipped by the unique constraint, so re-running an import writes nothing
+    twice.  Returns the number of rows newly written (counted before and after: an insert
+    that ignores conflicts cannot say portably which rows it skipped).
+
+    The rows are built by :func:`new_row` and inserted with one ``executemany`` of the
+    backend's own "insert, ignore conflicts" statement: ``bulk_create`` spends most of its
+    time compiling SQL per row (and, on SQLite, per 58 rows), which made a 100,000-row
+    backfill several times slower than the database work itself.
+    """
+    accounts = list(accounts)
+    if not accounts or not events:
+        return 0
+    db = using or OutboxEvent.objects.db
+    connection = connections[db]
+    meta = OutboxEvent._meta
+    # Columns with a database default (created_at, next_attempt_at: the DB clock) are left out.
+    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.has_db_default()]
+    params = [
+        [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
+        for row in (new_row(event, account) for event in events for account in accounts)
+    ]
+    qn = connection.ops.quote_name
+    sql = "{insert} {table} ({columns}) VALUES ({values}) {suffix}".format(
+        insert=connection.ops.insert_statement(on_conflict=OnConflict.IGNORE),
+        table=qn(meta.db_table),
+        columns=", ".join(qn(f.column) for f in fields),
+        values=", ".join(["%s"] * len(fields)),
+        suffix=connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None) or "",
+    )
+    same_keys = OutboxEvent.objects.using(db).filter(
+        account__in=accounts, event_id__in={event["event_id"] for event in events}
+    )
+    with transaction.atomic(using=db):
+        before = same_keys.count()
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+        written = same_keys.count() - before
+        if written:
+            transaction.on_commit(_nudge, using=db)
+    return written

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Now
 
+from .. import signals
 from ..client import SendResult
 from ..conf import app_settings
 from ..models import AdAccount, AttemptEvent, DeliveryAttempt, EventStatus, OutboxEvent
@@ -36,6 +39,30 @@ class Bookkeeper:
         self.db = db
         self.owner = owner
         self.summary = summary
+        # (status, reason) -> pks finished inside the current results() block, for the signals.
+        self._outcomes: dict[tuple[str, str], list[int]] | None = None
+
+    @contextmanager
+    def results(self, account: AdAccount) -> Iterator[None]:
+        """One transaction applying one batch's results; the integrator signals follow it.
+
+        :meth:`finish` notes the rows that reached sent/failed; once the block succeeded,
+        one ``on_commit`` callback per (status, reason) is registered *inside* the
+        transaction, so a rollback discards the signals along with the writes, and receivers
+        hear about a batch once, after its commit (see :mod:`pinterest_capi.signals`).
+        """
+        self._outcomes = defaultdict(list)
+        try:
+            with transaction.atomic(using=self.db):
+                yield
+                for (status, reason), pks in self._outcomes.items():
+                    transaction.on_commit(
+                        partial(signals.announce, status, account, pks, reason),
+                        using=self.db,
+                        robust=True,
+                    )
+        finally:
+            self._outcomes = None
 
     # ----------------------------------------------------------------- attempts
 
@@ -115,7 +142,16 @@ class Bookkeeper:
     def finish(
         self, rows: list[Claimed], status: str, *, error: str = "", warning: str = ""
     ) -> int:
-        """Final state (sent or failed) after a send: the attempt counts."""
+        """Final state (sent or failed) after a send: the attempt counts.
+
+        Inside :meth:`results`, with receivers connected, the rows still ours are locked and
+        noted first (one indexed SELECT per batch), so the signals name exactly the rows this
+        update changed, not ones another worker took over when our lease lapsed.
+        """
+        mine = self.mine(rows)
+        noted: list[int] | None = None
+        if self._outcomes is not None and signals.wanted(status):
+            noted = list(mine.select_for_update().values_list("pk", flat=True))
         updates: dict[str, Any] = {
             "status": status,
             "lease_owner": "",
@@ -126,7 +162,10 @@ class Bookkeeper:
         }
         if status == EventStatus.SENT:
             updates["sent_at"] = Now()
-        return self.mine(rows).update(**updates)
+        count = mine.update(**updates)
+        if noted and self._outcomes is not None:
+            self._outcomes[(status, error if status == EventStatus.FAILED else "")].extend(noted)
+        return count
 
     def release(self, rows: list[Claimed]) -> int:
         """Hand rows back as pending and due, without using up an attempt."""

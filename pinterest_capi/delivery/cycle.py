@@ -129,7 +129,7 @@ class FlushCycle:
             return [batch[:middle], batch[middle:]]
         if status == 400:
             message = result.message or "rejected by Pinterest (400)"
-            with transaction.atomic(using=self.db):
+            with books.results(account):
                 books.record_attempt(
                     account, batch, result, started, AttemptOutcome.REJECTED, label="failed"
                 )
@@ -160,7 +160,7 @@ class FlushCycle:
             return STOP_ACCOUNT
         # 5xx, timeouts, connection trouble, anything unexpected: back off, same event_ids.
         message = result.message or f"HTTP {status}"
-        with transaction.atomic(using=self.db):
+        with books.results(account):
             books.record_attempt(
                 account, batch, result, started, retry_outcome(result), label="retry"
             )
@@ -181,7 +181,7 @@ class FlushCycle:
                 results.append((row, "failed", error))
         n_failed = sum(len(rows) for rows in failed.values())
         outcome = AttemptOutcome.PARTIAL if n_failed else AttemptOutcome.SUCCESS
-        with transaction.atomic(using=self.db):
+        with self.books.results(account):  # also sends the integrator signals after commit
             self.books.record_attempt(account, batch, result, started, outcome, per_event=results)
             for warning, rows in sent.items():
                 self.books.finish(rows, EventStatus.SENT, warning=warning)

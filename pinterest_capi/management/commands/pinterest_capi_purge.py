@@ -11,12 +11,14 @@ from django.db.models.functions import Now
 from pinterest_capi import outbox
 from pinterest_capi.conf import app_settings
 from pinterest_capi.models import EventStatus, OutboxEvent
+from pinterest_capi.progress import Progress
 
 
 class Command(BaseCommand):
     help = (
         "Delete `sent` outbox events older than RETENTION_DAYS (or --days), in batches. "
-        "Pending and failed events are never deleted; their counts are reported."
+        "Pending and failed events are never deleted; their counts are reported. "
+        "A progress bar goes to stderr (--verbosity 0 hides it)."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -30,11 +32,19 @@ class Command(BaseCommand):
             raise CommandError("--days: must be zero or more.")
         cutoff = Now() - timedelta(days=days)
         old = OutboxEvent.objects.filter(created_at__lt=cutoff)
+        to_delete = old.filter(status=EventStatus.SENT, sent_at__lt=cutoff).count()
         if options["dry_run"]:
-            count = old.filter(status=EventStatus.SENT, sent_at__lt=cutoff).count()
-            self.stdout.write(f"Would delete {count} sent events older than {days} days.")
+            self.stdout.write(f"Would delete {to_delete} sent events older than {days} days.")
         else:
-            count = outbox.purge_sent(days, batch_size=options["batch_size"])
+            with Progress(
+                to_delete,
+                stream=self.stderr,
+                label="sent events deleted",
+                enabled=options["verbosity"] > 0,
+            ) as progress:
+                count = outbox.purge_sent(
+                    days, batch_size=options["batch_size"], on_batch=progress.advance
+                )
             self.stdout.write(f"Deleted {count} sent events older than {days} days.")
         kept = old.exclude(status=EventStatus.SENT).count()
         if kept:

@@ -21,6 +21,7 @@ from django.db.models.functions import Now
 from pinterest_capi import crypto
 from pinterest_capi.exceptions import TokenDecryptionError
 from pinterest_capi.models import AdAccount
+from pinterest_capi.progress import Progress
 
 UNDECRYPTABLE_REASON = "Token cannot be decrypted with any configured key (rotate_keys)"
 # Flags that a decryptable token disproves (ours, and the one the flush sets on a wrong key).
@@ -70,7 +71,8 @@ and run this command again: a token that decrypts again is un-flagged."""
             "--progress-every",
             type=int,
             default=100,
-            help="Print a progress line after every N accounts (default 100; 0: never).",
+            help="Progress: a bar on a terminal, else a line after every N accounts "
+            "(default 100; 0: never).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -87,16 +89,22 @@ and run this command again: a token that decrypts again is un-flagged."""
         self.stdout.write(f"{verb} the tokens of {total} ad accounts with the first key.")
         counts = {"rotated": 0, "on_old_key": 0, "unflagged": 0, "changed_meanwhile": 0}
         skipped: list[int] = []
-        done = 0
-        for start in range(0, total, batch_size):
-            chunk = ids[start : start + batch_size]
-            if dry_run:
-                self._inspect(chunk, counts, skipped)
-            else:
-                self._rotate(chunk, counts, skipped)
-            before, done = done, done + len(chunk)
-            if progress_every and (done // progress_every > before // progress_every):
-                self.stdout.write(f"  {done}/{total} accounts, {len(skipped)} skipped")
+        # Progress stays on stdout here (not stderr like the other commands): these lines were
+        # this command's documented output before the shared bar existed.
+        with Progress(
+            total,
+            stream=self.stdout,
+            label="accounts",
+            every=progress_every,
+            enabled=progress_every > 0 and options["verbosity"] > 0,
+        ) as progress:
+            for start in range(0, total, batch_size):
+                chunk = ids[start : start + batch_size]
+                if dry_run:
+                    self._inspect(chunk, counts, skipped)
+                else:
+                    self._rotate(chunk, counts, skipped)
+                progress.advance(len(chunk), note=f"{len(skipped)} skipped")
 
         if dry_run:
             self.stdout.write(
