@@ -177,6 +177,11 @@ class OutboxEvent(models.Model):
             models.Index(
                 fields=["event_id"], name="pcapi_event_id_idx", opclasses=["varchar_pattern_ops"]
             ),
+            # The admin changelist: each filter followed by its default ordering (-id), so a
+            # filtered page is an index range read backwards, not a sort of every match.
+            models.Index(fields=["status", "id"], name="pcapi_event_status_id_idx"),
+            models.Index(fields=["event_name", "id"], name="pcapi_event_name_id_idx"),
+            models.Index(fields=["account", "id"], name="pcapi_event_account_id_idx"),
         ]
         permissions = [("resend_outboxevent", "Can resend outbox events")]
 

@@ -91,6 +91,40 @@ def requeue(events: QuerySet[OutboxEvent]) -> int:
     return count
 
 
+def requeue_matching(
+    events: QuerySet[OutboxEvent],
+    *,
+    batch_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """:func:`requeue` every failed event of ``events``, however many, in primary-key ranges.
+
+    One UPDATE of 100,000 rows would hold its row locks (and the flusher's
+    claim) for the whole statement and build one huge transaction; here each
+    range of at most ``batch_size`` failed rows is one short UPDATE of its own
+    that re-applies the full filter, so a row that changed meanwhile is left
+    alone.  Ranges move upwards by primary key, so rows requeued and failed
+    again while this runs are not requeued twice.  ``progress`` is called with
+    the running total after each range.  Returns the number of rows requeued.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    failed = events.filter(status=EventStatus.FAILED).order_by()
+    total = 0
+    cursor = 0  # primary keys are positive
+    while True:
+        window = failed.filter(pk__gt=cursor)
+        # The batch_size-th failed pk above the cursor closes the range (None: the last range).
+        ranked = window.order_by("pk").values_list("pk", flat=True)
+        bound = next(iter(ranked[batch_size - 1 : batch_size]), None)
+        total += requeue(window if bound is None else window.filter(pk__lte=bound))
+        if progress is not None:
+            progress(total)
+        if bound is None:
+            return total
+        cursor = bound
+
+
 def purge_sent(
     older_than_days: int,
     *,

@@ -103,3 +103,82 @@ def ensure_schedule() -> tuple[Any, bool]:
     if app_settings.Q_CLUSTER:
         defaults["cluster"] = app_settings.Q_CLUSTER
     return Schedule.objects.update_or_create(name=SCHEDULE_NAME, defaults=defaults)
+
+
+# --- requeue every failed event matching an admin filter, in the background ---------------
+
+REQUEUE_MATCHING_TASK = "pinterest_capi.tasks.requeue_matching_task"
+#: Cache key of one background requeue's state (see :func:`requeue_job_state`).
+REQUEUE_JOB_KEY = "pinterest_capi:requeue-job:{job_id}"
+#: How long the state of a background requeue is kept for the admin to report it.
+REQUEUE_JOB_TTL = 7 * 24 * 3600
+
+
+def _set_requeue_job_state(job_id: str, **state: Any) -> None:
+    cache.set(REQUEUE_JOB_KEY.format(job_id=job_id), state, timeout=REQUEUE_JOB_TTL)
+
+
+def requeue_job_state(job_id: str) -> dict[str, Any] | None:
+    """What became of a background requeue: ``{"state": "queued"|"running"|"done"|"error",
+    "matched": int, "requeued": int, "error": str}``, or None once forgotten.
+
+    Kept in the cache, which must be shared by web and worker processes (as the
+    nudge guard already requires), for :data:`REQUEUE_JOB_TTL` seconds.
+    """
+    return cache.get(REQUEUE_JOB_KEY.format(job_id=job_id))
+
+
+def enqueue_requeue_matching(events: Any, *, matched: int) -> str:
+    """Queue :func:`requeue_matching_task` for the failed rows of ``events``; returns a job id.
+
+    ``events`` is a QuerySet of OutboxEvent (e.g. the admin changelist's, with
+    its tenant scoping, filters and search).  What travels to the worker is
+    its ``query`` (Django's documented way to pickle a queryset's filter
+    without its rows), so the worker runs the very filter the operator
+    confirmed.  ``matched`` is the count the operator was shown.  With
+    django-q2 in sync mode (tests) the task has run when this returns.
+    """
+    import uuid
+
+    from django_q.tasks import async_task
+
+    job_id = uuid.uuid4().hex
+    _set_requeue_job_state(job_id, state="queued", matched=matched, requeued=0, error="")
+    options: dict[str, Any] = {"task_name": f"pinterest_capi requeue {job_id[:8]}"}
+    if app_settings.Q_CLUSTER:
+        options["cluster"] = app_settings.Q_CLUSTER
+    async_task(REQUEUE_MATCHING_TASK, job_id, events.order_by().query, matched, q_options=options)
+    return job_id
+
+
+def requeue_matching_task(job_id: str, query: Any, matched: int = 0) -> dict[str, Any]:
+    """Requeue the failed events of a pickled OutboxEvent query in batches; record the result.
+
+    Progress and the final count go to :func:`requeue_job_state` for the
+    admin; the returned dict is django-q2's task result.  A database error
+    stops it with what was done so far recorded (every batch committed is a
+    requeue done; running it again only finds the rows still failed).
+    """
+    from . import outbox
+    from .models import OutboxEvent
+
+    events = OutboxEvent.objects.all()
+    events.query = query
+    done = 0
+
+    def progress(total: int) -> None:
+        nonlocal done
+        done = total
+        _set_requeue_job_state(job_id, state="running", matched=matched, requeued=total, error="")
+
+    _set_requeue_job_state(job_id, state="running", matched=matched, requeued=0, error="")
+    try:
+        requeued = outbox.requeue_matching(events, progress=progress)
+    except DatabaseError as exc:
+        logger.warning("Background requeue %s stopped by a database error: %s", job_id, exc)
+        error = f"database error: {exc}"
+        _set_requeue_job_state(job_id, state="error", matched=matched, requeued=done, error=error)
+        return {"job": job_id, "matched": matched, "requeued": done, "error": error}
+    _set_requeue_job_state(job_id, state="done", matched=matched, requeued=requeued, error="")
+    logger.info("Background requeue %s: %d failed events requeued", job_id, requeued)
+    return {"job": job_id, "matched": matched, "requeued": requeued}

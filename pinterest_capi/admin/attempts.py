@@ -13,7 +13,8 @@ from django.utils.translation import ngettext
 
 from ..models import DeliveryAttempt
 from .common import ADMIN_CSS, ReadOnlyAdminMixin, badge, pre, short
-from .events import DeliveryAttemptFilter
+from .event_filters import DeliveryAttemptFilter
+from .paginator import CappedCountPaginator
 from .tenancy import AccountListFilter, TenantScopedAdminMixin
 
 
@@ -37,6 +38,8 @@ class DeliveryAttemptAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.Mod
         "test_mode",
     )
     list_select_related = ("account",)
+    # Attempts grow with the outbox (one per request): no COUNT(*) of them per page view.
+    paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
@@ -29,75 +28,21 @@ from django.views.decorators.http import require_POST
 from .. import outbox
 from ..models import AttemptEvent, EventStatus, OutboxEvent
 from .common import ADMIN_CSS, ReadOnlyAdminMixin, ReadOnlyInlineMixin, badge, pretty_json, short
+from .event_filters import STANDARD_EVENT_NAMES, DeliveryAttemptFilter, EventNameFilter
+from .paginator import CappedCountPaginator
+from .resend_matching import ResendMatchingMixin
 from .tenancy import AccountListFilter, TenantScopedAdminMixin
 
 RESEND_PERMISSION = "pinterest_capi.resend_outboxevent"
 
-# Pinterest's standard event names (contract.md).  A fixed list instead of a
-# SELECT DISTINCT over the whole outbox on every changelist view.
-STANDARD_EVENT_NAMES = (
-    "checkout",
-    "add_to_cart",
-    "page_visit",
-    "signup",
-    "lead",
-    "search",
-    "view_category",
-    "watch_video",
-    "custom",
-    "add_payment_info",
-    "add_to_wishlist",
-    "initiate_checkout",
-    "subscribe",
-    "view_content",
-    "app_install",
-)
-
-
-class EventNameFilter(admin.SimpleListFilter):
-    """Standard event names, plus an advertiser-defined one when it is the one selected."""
-
-    title = _("event name")
-    parameter_name = "event_name"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        names = list(STANDARD_EVENT_NAMES)
-        current = self.value()
-        if current and current not in names:
-            names.append(current)
-        return [(name, name) for name in names]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value():
-            return queryset.filter(event_name=self.value())
-        return queryset
-
-
-class DeliveryAttemptFilter(admin.SimpleListFilter):
-    """The events of one delivery attempt (the link on an attempt's page).
-
-    Only shown while in use: listing every attempt in the sidebar would be
-    unbounded.  The parameter name matches the ORM lookup so hand-written
-    links ``?delivery_attempts__id__exact=<pk>`` work.
-    """
-
-    title = _("delivery attempt")
-    parameter_name = "delivery_attempts__id__exact"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        value = self.value()
-        if value:
-            return [(value, _("attempt #%(pk)s") % {"pk": value})]
-        return []
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        value = self.value()
-        if not value:
-            return queryset
-        if not value.isdigit():
-            # The admin's usual answer to a bad filter value: back to the list with ?e=1.
-            raise IncorrectLookupParameters(f"delivery attempt id {value!r} is not a number")
-        return queryset.filter(results__attempt_id=int(value))
+# The filters moved to event_filters.py; still importable from here.
+__all__ = [
+    "STANDARD_EVENT_NAMES",
+    "AttemptEventInline",
+    "DeliveryAttemptFilter",
+    "EventNameFilter",
+    "OutboxEventAdmin",
+]
 
 
 def _posted_count(request: HttpRequest) -> int:
@@ -162,7 +107,9 @@ class AttemptEventInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class OutboxEventAdmin(
+    TenantScopedAdminMixin, ResendMatchingMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = (
         "id",
         "event_name",
@@ -186,6 +133,8 @@ class OutboxEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
     list_select_related = ("account",)
     search_fields = ("event_id", "order_id")
     search_help_text = _("An event id (exact or its beginning), or an order id (exact).")
+    # No COUNT(*) over the outbox per page view: a capped count or the planner's estimate.
+    paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
@@ -297,7 +246,13 @@ class OutboxEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
         return request.user.has_perm(RESEND_PERMISSION) and self.may_manage_object(request, obj)
 
     @admin.action(description=_("Resend selected failed events"), permissions=["resend"])
-    def resend_failed(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+    def resend_failed(
+        self, request: HttpRequest, queryset: QuerySet[OutboxEvent]
+    ) -> HttpResponse | None:
+        if request.POST.get("select_across") == "1":
+            # "All N events" across pages may be 100,000 rows: confirm, then requeue them in
+            # the background in batches (resend_matching.py), not in one UPDATE here.
+            return HttpResponseRedirect(self.resend_matching_url(request.GET))
         # The queryset is already cut to the user's tenants: another tenant's ids
         # posted here are simply not in it, and are reported like missing rows.
         selected = queryset.count()
@@ -308,7 +263,7 @@ class OutboxEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
                 _("None of the selected events was found; nothing was requeued."),
                 messages.WARNING,
             )
-            return
+            return None
         requeued = outbox.requeue(queryset)
         left = selected - requeued
         if not requeued:
@@ -323,7 +278,7 @@ class OutboxEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
                 + _skipped_note(skipped),
                 messages.WARNING,
             )
-            return
+            return None
         text = ngettext(
             "%(count)d failed event requeued", "%(count)d failed events requeued", requeued
         ) % {"count": requeued}
@@ -336,6 +291,7 @@ class OutboxEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
         else:
             text += "."
         self.message_user(request, text + _skipped_note(skipped), messages.SUCCESS)
+        return None
 
     def get_urls(self) -> list[URLPattern]:
         opts = self.opts
