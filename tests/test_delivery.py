@@ -371,3 +371,15 @@ def test_request_budget_per_account_pauses_the_account_not_the_others(
     assert waiting.count() == 5 - by_account.count(account.ad_account_id)
     assert not waiting.exclude(attempts=0).exists()  # waiting for the budget costs no attempt
     assert summary.sent == by_account.count(account.ad_account_id) + 1
+
+
+def test_a_rate_limit_pause_never_shortens_a_longer_manual_pause(account, sandbox):
+    far = timezone.now() + timedelta(days=365)
+    make_outbox_events(account, 2)
+    owner, rows = delivery.claim(10)  # claimed before the operator paused the account
+    AdAccount.objects.filter(pk=account.pk).update(paused_until=far, pause_reason="Paused by ops")
+    sandbox.faults.add(Fault(status=429, retry_after="5"))
+    delivery.FlushCycle(owner, rows).run()
+    account.refresh_from_db()
+    assert account.paused_until == far and account.pause_reason == "Paused by ops"
+    assert "429" in account.last_error

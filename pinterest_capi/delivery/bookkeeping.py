@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Now
 
 from .. import signals
@@ -215,13 +215,16 @@ class Bookkeeper:
             self._account(account).update(**updates)
 
     def pause(self, account: AdAccount, seconds: float, reason: str) -> None:
-        """Pause one account (rate limits): its rows wait, other accounts go on."""
-        self._account(account).update(
-            paused_until=db_now_plus(seconds),
-            pause_reason=reason[:500],
-            last_error_at=Now(),
-            last_error=reason[:500],
-        )
+        """Pause one account (rate limits): its rows wait, other accounts go on.
+
+        A pause only ever moves later: a longer pause already in place (an
+        operator's manual pause, a longer Retry-After) is kept with its reason.
+        """
+        until = db_now_plus(seconds)
+        self._account(account).filter(
+            Q(paused_until__isnull=True) | Q(paused_until__lt=until)
+        ).update(paused_until=until, pause_reason=reason[:500])
+        self._account(account).update(last_error_at=Now(), last_error=reason[:500])
         if account.ad_account_id not in self.summary.paused_accounts:
             self.summary.paused_accounts.append(account.ad_account_id)
 
