@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -91,38 +91,42 @@ def requeue(events: QuerySet[OutboxEvent]) -> int:
     return count
 
 
+def _pk_batches(rows: QuerySet[OutboxEvent], batch_size: int) -> Iterator[list[int]]:
+    """Primary keys of ``rows`` in ascending batches of at most ``batch_size``.
+
+    Each batch is read after the previous one was handled, from above the last
+    key seen: one long UPDATE/DELETE would hold its locks (and the flusher's
+    claim) for the whole statement; short ones let the worker go on.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    ordered = rows.order_by("pk")
+    cursor = 0  # primary keys are positive
+    while ids := list(ordered.filter(pk__gt=cursor).values_list("pk", flat=True)[:batch_size]):
+        yield ids
+        cursor = ids[-1]
+
+
 def requeue_matching(
     events: QuerySet[OutboxEvent],
     *,
     batch_size: int = 5000,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """:func:`requeue` every failed event of ``events``, however many, in primary-key ranges.
+    """:func:`requeue` every failed event of ``events``, however many, in short batches.
 
-    One UPDATE of 100,000 rows would hold its row locks (and the flusher's
-    claim) for the whole statement and build one huge transaction; here each
-    range of at most ``batch_size`` failed rows is one short UPDATE of its own
-    that re-applies the full filter, so a row that changed meanwhile is left
-    alone.  Ranges move upwards by primary key, so rows requeued and failed
+    Each batch re-applies the full filter, so a row that changed meanwhile is
+    left alone; batches move upwards by primary key, so rows requeued and failed
     again while this runs are not requeued twice.  ``progress`` is called with
-    the running total after each range.  Returns the number of rows requeued.
+    the running total after each batch.  Returns the number of rows requeued.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    failed = events.filter(status=EventStatus.FAILED).order_by()
+    failed = events.filter(status=EventStatus.FAILED)
     total = 0
-    cursor = 0  # primary keys are positive
-    while True:
-        window = failed.filter(pk__gt=cursor)
-        # The batch_size-th failed pk above the cursor closes the range (None: the last range).
-        ranked = window.order_by("pk").values_list("pk", flat=True)
-        bound = next(iter(ranked[batch_size - 1 : batch_size]), None)
-        total += requeue(window if bound is None else window.filter(pk__lte=bound))
+    for ids in _pk_batches(failed, batch_size):
+        total += requeue(failed.filter(pk__in=ids))
         if progress is not None:
             progress(total)
-        if bound is None:
-            return total
-        cursor = bound
+    return total
 
 
 def purge_sent(
@@ -136,19 +140,14 @@ def purge_sent(
     ``on_batch`` (optional) gets the number of rows each batch deleted, for a progress bar.
     """
     cutoff = Now() - timedelta(days=older_than_days)
+    old_sent = OutboxEvent.objects.filter(Q(status=EventStatus.SENT), Q(sent_at__lt=cutoff))
     total = 0
-    while True:
-        ids = list(
-            OutboxEvent.objects.filter(
-                Q(status=EventStatus.SENT), Q(sent_at__lt=cutoff)
-            ).values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return total
-        deleted, _ = OutboxEvent.objects.filter(pk__in=ids).delete()
+    for ids in _pk_batches(old_sent, batch_size):
+        old_sent.filter(pk__in=ids).delete()
         total += len(ids)
         if on_batch is not None:
             on_batch(len(ids))
+    return total
 
 
 def make_due_matching(
@@ -161,19 +160,12 @@ def make_due_matching(
 
     For an operator who knows the cause of a retry backoff is gone (an outage ended): the
     rows keep their attempt count (unlike :func:`requeue`, which gives failed rows a fresh
-    budget), only the wait is skipped.  Short UPDATEs like :func:`requeue_matching`, so the
-    worker is never blocked for long; ``progress`` gets the running total.
+    budget), only the wait is skipped.  ``progress`` gets the running total.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    waiting = events.filter(status=EventStatus.PENDING).order_by("pk")
+    waiting = events.filter(status=EventStatus.PENDING)
     total = 0
-    cursor = 0
-    while ids := list(waiting.filter(pk__gt=cursor).values_list("pk", flat=True)[:batch_size]):
-        cursor = ids[-1]
-        total += OutboxEvent.objects.filter(pk__in=ids, status=EventStatus.PENDING).update(
-            next_attempt_at=Now()
-        )
+    for ids in _pk_batches(waiting, batch_size):
+        total += waiting.filter(pk__in=ids).update(next_attempt_at=Now())
         if progress is not None:
             progress(total)
     if total:
