@@ -6,14 +6,7 @@ shop does its work and fires its signals the way the app expects, inside its tra
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -23,7 +16,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
@@ -33,6 +26,7 @@ from shop_demo.shop import services
 from shop_demo.shop.catalog import PRODUCTS, seed_catalog
 from shop_demo.shop.models import Cart, CartLine, Category, Order, OrderLine, Product
 from shop_demo.shop.signals import cart_item_added, customer_signed_up, order_placed
+from tests.demo_process import running_demo
 
 pytestmark = pytest.mark.django_db
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -430,84 +424,13 @@ def test_simulate_help_explains_itself():
 # -- shop_demo_serve -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    "pinterest_capi_sandbox" not in get_commands(),
-    reason="the pinterest_capi_sandbox command is not there yet; shop_demo_serve needs it",
-)
 @pytest.mark.timeout(180)
-def test_serve_runs_the_demo_and_stops_all_children_on_sigint():
-    web_port, sandbox_port = _free_port(), _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "shop_demo.settings",
-            "DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite3",
-            "SHOP_DEMO_VAR_DIR": tmp,
-            "Q_WORKERS": "1",
-        }
-        log_path = Path(tmp) / "serve.log"
-        with open(log_path, "wb") as log:
-            parent = subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "shop_demo_serve",
-                    "--port",
-                    str(web_port),
-                    "--sandbox-port",
-                    str(sandbox_port),
-                ],
-                cwd=PROJECT_DIR,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                _wait_for_storefront(parent, web_port, log_path)
-                output = log_path.read_text()
-                assert "Storefront: http://127.0.0.1:" in output
-                assert "password 'admin'" in output
-                pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", output)]
-                assert len(pids) == 3, output
-                parent.send_signal(signal.SIGINT)
-                assert parent.wait(timeout=60) == 0, log_path.read_text()
-            finally:
-                if parent.poll() is None:
-                    parent.kill()
-                    parent.wait()
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [pid for pid in pids if _alive(pid)], log_path.read_text()
-        assert "Stopped." in log_path.read_text()
-
-
-def _wait_for_storefront(parent: subprocess.Popen, port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if parent.poll() is not None:
-            pytest.fail(f"shop_demo_serve exited early:\n{log_path.read_text()}")
-        if "Storefront:" in log_path.read_text():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-        time.sleep(0.3)
-    pytest.fail(f"the storefront did not answer in time:\n{log_path.read_text()}")
+def test_serve_runs_the_demo_and_stops_all_children_on_sigint(tmp_path):
+    # running_demo asserts on the way out: SIGINT stops it with 0 and no child is left.
+    with running_demo(tmp_path / "serve.log") as demo:
+        output = demo.log()
+        assert "Storefront: http://127.0.0.1:" in output
+        assert "password 'admin'" in output
+        with urllib.request.urlopen(demo.base_url + "/", timeout=5) as response:
+            assert response.status == 200

@@ -14,12 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -29,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.demo_process import running_demo
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -41,7 +37,6 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
-HOST = "127.0.0.1"
 
 _NOTES = pytest.StashKey[list[str]]()
 
@@ -181,91 +176,12 @@ class Demo:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in status
-
-
 @pytest.fixture(scope="session")
 def demo(chromium_executable: str, artifacts_dir: Path) -> Iterator[Demo]:
     """``manage.py shop_demo_serve`` on free ports, a temporary SQLite database, one worker."""
-    web_port, sandbox_port = _free_port(), _free_port()
-    with tempfile.TemporaryDirectory(prefix="browser-demo-") as tmp:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "shop_demo.settings",
-            "DATABASE_URL": f"sqlite:///{tmp}/demo.sqlite3",
-            "SHOP_DEMO_VAR_DIR": tmp,
-            "Q_WORKERS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        log_path = artifacts_dir / "shop_demo_serve.log"
-        demo = Demo(f"http://{HOST}:{web_port}", f"http://{HOST}:{sandbox_port}", log_path)
-        with open(log_path, "wb") as log:
-            parent = subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "shop_demo_serve",
-                    "--port",
-                    str(web_port),
-                    "--sandbox-port",
-                    str(sandbox_port),
-                ],
-                cwd=PROJECT_DIR,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                _wait_until_ready(parent, demo)
-                pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", demo.log())]
-                yield demo
-                parent.send_signal(signal.SIGINT)
-                try:
-                    code = parent.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    pytest.fail(f"shop_demo_serve did not stop on SIGINT:\n{demo.log()}")
-                assert code == 0, f"shop_demo_serve exited with {code}:\n{demo.log()}"
-            finally:
-                if parent.poll() is None:
-                    parent.kill()
-                    parent.wait()
-        deadline = time.monotonic() + 10
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [pid for pid in pids if _alive(pid)], f"children left running:\n{demo.log()}"
-        assert "Stopped." in demo.log(), demo.log()
-
-
-def _wait_until_ready(parent: subprocess.Popen, demo: Demo) -> None:
-    """Both ports answer: the storefront (200) and the sandbox (``/_sandbox/health``)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if parent.poll() is not None:
-            pytest.fail(f"shop_demo_serve exited early ({parent.returncode}):\n{demo.log()}")
-        if (
-            "Storefront:" in demo.log()
-            and _answers(demo.base_url + "/")
-            and _answers(demo.sandbox_url + "/_sandbox/health")
-        ):
-            return
-        time.sleep(0.2)
-    pytest.fail(f"the demo did not answer within {START_TIMEOUT:.0f} s:\n{demo.log()}")
+    with running_demo(
+        artifacts_dir / "shop_demo_serve.log",
+        start_timeout=START_TIMEOUT,
+        stop_timeout=STOP_TIMEOUT,
+    ) as process:
+        yield Demo(process.base_url, process.sandbox_url, process.log_path)
