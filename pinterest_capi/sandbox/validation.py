@@ -156,6 +156,15 @@ def _unexpected(key: str, where: str) -> SchemaError:
     return SchemaError(f"Additional properties are not allowed ({key!r} was unexpected) at {where}")
 
 
+def _check_strings(value: Any, kind: Any, where: str) -> None:
+    """An array of strings (content_ids, every hashed user_data field), else a schema error."""
+    if type(value) is not list:
+        raise _not_type(value, kind, where)
+    for item in value:
+        if type(item) is not str:
+            raise _not_type(item, _STR, f"{where}[]")
+
+
 def _check_object(obj: Any, spec: dict[str, Any], where: str) -> None:
     """Flat objects (custom_data, contents items, app_info, device_info): keys and types."""
     if type(obj) is not dict:
@@ -165,11 +174,7 @@ def _check_object(obj: Any, spec: dict[str, Any], where: str) -> None:
         if kind is None:
             raise _unexpected(key, where)
         if kind is _STRLIST:
-            if type(value) is not list:
-                raise _not_type(value, kind, f"{where}.{key}")
-            for item in value:
-                if type(item) is not str:
-                    raise _not_type(item, _STR, f"{where}.{key}[]")
+            _check_strings(value, kind, f"{where}.{key}")
         elif kind is _CONTENTS:
             if type(value) is not list:
                 raise _not_type(value, _STRLIST, f"{where}.{key}")
@@ -189,11 +194,8 @@ def _check_user_data(user_data: Any, where: str) -> str:
         if kind is None:
             raise _unexpected(key, where)
         if kind is _HASHED:
-            if type(value) is not list:
-                raise _not_type(value, kind, f"{where}.{key}")
+            _check_strings(value, kind, f"{where}.{key}")
             for item in value:
-                if type(item) is not str:
-                    raise _not_type(item, _STR, f"{where}.{key}[]")
                 if not error and not _is_sha256(item):
                     error = f"Invalid hashed value in field {key}: {_NOT_SHA256}"
         elif type(value) not in kind:
