@@ -200,11 +200,9 @@ def search_from_query(
     text = str(query or "").strip()
     if not text:
         return None
-    request = _request(None, sender)
     return {
         "event_name": "search",
         "user_data": _signed_in(user),
         "custom_data": {"search_string": text},
-        "request": request,
-        "obj": user if _signed_in(user) else None,
+        "request": _request(None, sender),
     }
