@@ -175,6 +175,8 @@ def test_a_signed_in_customers_order_carries_their_email_and_id(
     assert checkout["user_data"]["em"] == [sha256("frodo@example.com")]
     assert checkout["user_data"]["external_id"] == [sha256(str(customer.pk))]
     assert "ph" not in checkout["user_data"]  # no phone given: nothing invented
+    [cart] = received(sandbox, "add_to_cart")
+    assert cart["user_data"]["em"] == [sha256("frodo@example.com")]
     assert checkout["custom_data"]["value"] == str(order.total_incl_tax) == "12.50"
 
 
