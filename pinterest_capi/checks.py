@@ -74,6 +74,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             app_settings.import_callable(key)
         except Exception as exc:  # ImproperlyConfigured names the key and the path
             messages.append(checks.Error(str(exc), id="pinterest_capi.E006"))
+    messages.extend(check_signal_table())
     lease = app_settings.LEASE_SECONDS
     deadline = app_settings.REQUEST_DEADLINE
     q_timeout = getattr(settings, "Q_CLUSTER", {}).get("timeout")
@@ -108,6 +109,47 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     hint='OPTIONS={"transaction_mode": "IMMEDIATE", "timeout": 20, '
                     '"init_command": "PRAGMA journal_mode=WAL;"}',
                     id="pinterest_capi.W002",
+                )
+            )
+    return messages
+
+
+def check_signal_table() -> list[checks.CheckMessage]:
+    """Every signal → mapper entry (adapters' defaults and ``SIGNALS``) must import.
+
+    Each message names the entry and where it was declared; the receivers skip such an
+    entry, so without this check an event would silently never be recorded.
+    """
+    from . import receivers
+    from .exceptions import ConfigurationError
+
+    try:
+        entries = receivers.signal_table()
+    except ConfigurationError as exc:
+        return [checks.Error(str(exc), id="pinterest_capi.E010")]
+    messages: list[checks.CheckMessage] = []
+    for entry in entries:
+        try:
+            receivers.load_signal(entry)
+        except ConfigurationError as exc:
+            messages.append(
+                checks.Error(
+                    str(exc),
+                    hint="Give the dotted path of a django.dispatch.Signal instance, e.g. "
+                    "'oscar.apps.order.signals.order_placed'; map it to None to drop an "
+                    "adapter's entry.",
+                    id="pinterest_capi.E011",
+                )
+            )
+        try:
+            receivers.load_mapper(entry.mapper, entry=entry)
+        except ConfigurationError as exc:
+            messages.append(
+                checks.Error(
+                    str(exc),
+                    hint="A mapper is a callable(**signal_kwargs) returning None or a dict of "
+                    "track() arguments with 'event_name', or its dotted path.",
+                    id="pinterest_capi.E012",
                 )
             )
     return messages

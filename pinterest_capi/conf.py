@@ -56,7 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_TENANT": "default",
     # Region used to parse phone numbers written without a country code.
     "DEFAULT_PHONE_REGION": "US",
-    # Signal → mapper wiring: {"dotted.path.to.signal": "dotted.path.to.mapper"}.
+    # Signal → mapper wiring: {"dotted.path.to.signal": "dotted.path.to.mapper" (or the
+    # callable)}, over the entries of installed adapters (pinterest_capi.contrib.oscar, …);
+    # a None value drops an adapter's entry. See pinterest_capi.receivers.
     "SIGNALS": {},
     # Re-raise recording errors instead of logging them (set True in tests).
     "RAISE_RECORD_ERRORS": False,

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 SANDBOX_ACCOUNT_ID = "549755885175"
 SANDBOX_TOKEN = "pina_sandbox_TOKEN_9f3c"
+
+
+TESTS_DIR = Path(__file__).resolve().parent
+CONTRIB_PROJECT = TESTS_DIR / "contrib_project"
+CONTRIB_SETTINGS = "tests.contrib_project.settings"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/contrib_project (a django-oscar + allauth shop) runs only under its own settings.
+
+    It is a separate invocation (``--ds=tests.contrib_project.settings``, see
+    scripts/test.sh): the main suite's settings lack Oscar, and the contrib settings lack
+    the demo shop, so each invocation collects only its own tests.
+    """
+    path = Path(collection_path)
+    in_contrib = path == CONTRIB_PROJECT or CONTRIB_PROJECT in path.parents
+    if os.environ.get("DJANGO_SETTINGS_MODULE") != CONTRIB_SETTINGS:
+        return True if in_contrib else None
+    in_tests = TESTS_DIR in path.parents
+    if in_tests and not in_contrib and path not in CONTRIB_PROJECT.parents:
+        return True
+    return None
 
 
 def pytest_report_header(config):
