@@ -30,6 +30,7 @@ from ..events.fields import (
 )
 
 _STRING: dict[str, Any] = {"type": "string"}
+_VISIBLE = r"^[^\x00]*\S[^\x00]*$"  # not blank; no NUL (a database cannot store it)
 _MONEY: dict[str, Any] = {
     "oneOf": [{"type": "string"}, {"type": "number"}],
     "description": "An amount; sent to Pinterest as a decimal string.",
@@ -63,7 +64,7 @@ def _custom_data() -> dict[str, Any]:
         },
     }
     properties: dict[str, Any] = {
-        "currency": {"type": "string", "description": "ISO-4217, e.g. USD"},
+        "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "example": "USD"},
         "content_ids": {"type": "array", "items": {"type": "string"}},
         "contents": {"type": "array", "items": content},
         **{name: _MONEY for name in sorted(_MONEY_FIELDS)},
@@ -90,7 +91,13 @@ def _info(where: str) -> dict[str, Any]:
 def event_schema() -> dict[str, Any]:
     """JSON Schema of one event in Pinterest's shape (raw or hashed user_data)."""
     properties: dict[str, Any] = {
-        "event_name": {"type": "string", "maxLength": 64, "example": "checkout"},
+        "event_name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": _VISIBLE,
+            "example": "checkout",
+        },
         "action_source": {"type": "string", "enum": sorted(ACTION_SOURCES)},
         "event_time": {
             "type": "integer",
@@ -98,7 +105,9 @@ def event_schema() -> dict[str, Any]:
         },
         "event_id": {
             "type": "string",
+            "minLength": 1,
             "maxLength": 255,
+            "pattern": _VISIBLE,
             "description": "The dedup key (shared with the Pinterest Tag); also this API's "
             "idempotency key per tenant and event_name.",
         },
@@ -106,7 +115,8 @@ def event_schema() -> dict[str, Any]:
         "custom_data": _custom_data(),
         "app_info": _info("app_info"),
         "device_info": _info("device_info"),
-        **{name: _STRING for name in sorted(_EVENT_STRING_FIELDS)},
+        **{name: _STRING for name in sorted(_EVENT_STRING_FIELDS - {"language"})},
+        "language": {"type": "string", "pattern": "^[A-Za-z]{2}$", "example": "en"},
         **{name: {"type": "boolean"} for name in sorted(_EVENT_BOOL_FIELDS)},
     }
     return {

@@ -20,6 +20,7 @@ from .event_schema import event_schema
 from .ingest import MAX_EVENTS, STATUSES
 
 REDACTED = "[redacted]"
+ACCOUNT_STATES = ("ok", "paused", "auth", "inactive")  # stats.health.account_state
 
 
 # --- POST events/ ------------------------------------------------------------------------
@@ -223,7 +224,7 @@ class AccountHealthSerializer(serializers.Serializer):
     ad_account_id = serializers.CharField(source="account.ad_account_id")
     active = serializers.BooleanField(source="account.active")
     test_mode = serializers.BooleanField(source="account.test_mode")
-    state = serializers.ChoiceField(choices=["ok", "paused", "auth", "inactive"])
+    state = serializers.ChoiceField(choices=ACCOUNT_STATES)
     pending = serializers.IntegerField()
     in_flight = serializers.IntegerField()
     failed = serializers.IntegerField()

@@ -16,7 +16,6 @@ from .events import _DENIED
 
 
 @extend_schema(
-    operation_id="ops_accounts_health",
     summary="Ad account health (staff)",
     description="Pending / in-flight / failed counts, pause and token state, last "
     "success and error of each of the user's accounts. Never the token.",

@@ -73,7 +73,6 @@ def filter_events(request: Request, filters: dict[str, Any]) -> QuerySet[OutboxE
 
 
 @extend_schema(
-    operation_id="ops_events_list",
     summary="List events (staff)",
     description="Newest first, cursor-paginated (follow `next`); the user's tenants only.",
     parameters=[EventFilterSerializer],
@@ -92,7 +91,6 @@ class EventListView(StaffViewMixin, generics.ListAPIView):
 
 
 @extend_schema(
-    operation_id="ops_events_retrieve",
     summary="One event with its delivery history (staff)",
     responses={
         200: EventDetailSerializer,
@@ -110,7 +108,6 @@ class EventDetailView(StaffViewMixin, generics.RetrieveAPIView):
 
 
 @extend_schema(
-    operation_id="ops_events_resend",
     summary="Resend one failed event (staff, resend permission)",
     description="Requeues the event with the same event_id (Pinterest deduplicates). "
     "An event that is not failed is left as it is (`requeued: false`).",
@@ -138,7 +135,6 @@ class ResendEventView(StaffViewMixin, APIView):
 
 
 @extend_schema(
-    operation_id="ops_events_resend_matching",
     summary="Resend every failed event matching a filter (staff, resend permission)",
     description="Requeued in primary-key batches of 5,000 (outbox.requeue_matching), "
     "same event_ids; only the user's tenants. `dry_run: true` only counts.",

@@ -33,7 +33,6 @@ _EXAMPLE_REQUEST = {
 
 
 @extend_schema(
-    operation_id="events_record",
     summary="Record events (API key)",
     description=(
         "Up to 1,000 events in Pinterest's shape. Each event is judged alone: valid "

@@ -35,6 +35,12 @@ class SchemaView(SpectacularAPIView):
         "VERSION": __version__,
         "COMPONENT_SPLIT_REQUEST": True,
         "SCHEMA_PATH_PREFIX": r"/.*/api/v[0-9]+",
+        # Three different "status" choice sets: each gets its own name in the document.
+        "ENUM_NAME_OVERRIDES": {
+            "EventStatusEnum": "pinterest_capi.models.EventStatus",
+            "EventResultStatusEnum": "pinterest_capi.api.ingest.STATUSES",
+            "AccountStateEnum": "pinterest_capi.api.serializers.ACCOUNT_STATES",
+        },
     }
 
     @extend_schema(exclude=True)
