@@ -8,6 +8,8 @@ its ledger.
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -307,3 +309,19 @@ def test_recording_switched_off_is_a_503(account, settings):
     client, _ = key_client("demo")
     assert post_events(client, [api_event(98)]).status_code == 503
     assert OutboxEvent.objects.count() == 0
+
+
+def test_the_readme_example_gives_the_readme_answer(account):
+    """The README's curl body, sent as is (with the shell's $(date +%s) filled in), gets
+    exactly the answer the README shows; and the schema URL it names answers."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("curl -sS http://127.0.0.1:8000/pinterest/api/v1/events/") :]
+    body = block[block.index("-d '") + 4 : block.index("}'\n") + 1]
+    body = body.replace("'\"$(date +%s)\"'", str(int(time.time())))
+    answer_start = block.index("```json") + len("```json")
+    answer = block[answer_start : block.index("```", answer_start)]
+    client, _raw = key_client("demo")
+    response = client.post(EVENTS_URL, json.loads(body), format="json")
+    assert response.json() == json.loads(answer)
+    schema = client.get("/pinterest/api/v1/schema/?format=json")
+    assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")
