@@ -325,3 +325,28 @@ def test_the_readme_example_gives_the_readme_answer(account):
     assert response.json() == json.loads(answer)
     schema = client.get("/pinterest/api/v1/schema/?format=json")
     assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")
+
+
+def test_unstorable_text_is_an_invalid_event_not_a_500(account):
+    """NUL characters (PostgreSQL text cannot hold them) and unpaired surrogates (not UTF-8)
+    are refused per event; a bad key is named by its parent, never echoed."""
+    client, _raw = key_client("demo")
+    data = [
+        api_event(1, event_id="nul\x00id"),
+        api_event(2, user_data={"em": RAW_EMAIL, "fn": "Ja\ud800ne"}),
+        api_event(3, custom_data={"\ud800": "x"}),
+        {**api_event(4), "\udfff": 1},
+    ]
+    # json.dumps escapes the surrogates (\ud800), as a client in any language would send them.
+    response = client.post(EVENTS_URL, json.dumps({"data": data}), content_type="application/json")
+    assert response.status_code == 200
+    assert [(r["status"], r["field"]) for r in response.json()["events"]] == [
+        ("invalid", "event_id"),
+        ("invalid", "user_data.fn"),
+        ("invalid", "custom_data"),
+        ("invalid", "event"),
+    ]
+    bad_key = json.dumps({"data": [api_event(5)], "\ud800": 1})
+    body = client.post(EVENTS_URL, bad_key, content_type="application/json")
+    assert body.status_code == 400 and list(body.json()) == ["\\ud800"]
+    assert OutboxEvent.objects.count() == 0

@@ -8,6 +8,7 @@ each; real requests through DRF with basic auth and with the admin's session.
 from __future__ import annotations
 
 import base64
+import json
 from datetime import timedelta
 
 import pytest
@@ -223,3 +224,11 @@ def test_session_auth_works_and_keeps_csrf(world):  # noqa: F811
     assert client.get(f"{OPS}events/").status_code == 200
     refused = client.post(f"{OPS}events/{world.a.failed.pk}/resend/")
     assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+
+
+def test_unstorable_text_in_filters_is_a_400(world, alice):  # noqa: F811
+    body = json.dumps({"event_name": "\ud800", "tenant": "a\x00b"})
+    response = alice.post(f"{OPS}events/resend/", body, content_type="application/json")
+    assert response.status_code == 400 and set(response.json()) == {"event_name", "tenant"}
+    listed = alice.get(f"{OPS}events/", {"event_name": "a\x00b"})
+    assert listed.status_code == 400 and "event_name" in listed.json()

@@ -63,14 +63,28 @@ class Outcome:
         return sum(1 for result in self.results if result.status == status)
 
 
+def _is_bad(text: str) -> bool:
+    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def printable(name: str) -> str:
+    """A field name safe to put in a JSON answer (an unpaired surrogate cannot be encoded)."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _bad_text(value: Any, where: str) -> Iterator[str]:
-    """Paths of strings a database cannot store: NUL characters, unpaired surrogates."""
+    """Paths of strings a database cannot store: NUL characters, unpaired surrogates.
+
+    A bad key is reported at its parent's path: the key itself is not fit to echo.
+    """
     if isinstance(value, str):
-        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        if _is_bad(value):
             yield where
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _bad_text(key, where)
+            if _is_bad(str(key)):
+                yield where
+                continue
             yield from _bad_text(item, f"{where}.{key}" if where else str(key))
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):

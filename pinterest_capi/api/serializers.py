@@ -17,7 +17,7 @@ from rest_framework import serializers
 from ..events import PLAIN_USER_FIELDS
 from ..models import AdAccount, AttemptEvent, EventStatus, OutboxEvent
 from .event_schema import event_schema
-from .ingest import MAX_EVENTS, STATUSES
+from .ingest import MAX_EVENTS, STATUSES, printable
 
 REDACTED = "[redacted]"
 ACCOUNT_STATES = ("ok", "paused", "auth", "inactive")  # stats.health.account_state
@@ -53,7 +53,10 @@ class IngestRequestSerializer(serializers.Serializer):
         unknown = sorted(set(self.initial_data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError(
-                {key: "Unknown field: the body has only data and test." for key in unknown}
+                {
+                    printable(key): "Unknown field: the body has only data and test."
+                    for key in unknown
+                }
             )
         return attrs
 
