@@ -84,6 +84,8 @@ DEFAULTS: dict[str, Any] = {
     # When the hook says no: "skip" records nothing; "opt_out" records the event with
     # opt_out: true (Pinterest then uses it for reporting only).
     "CONSENT_DENIED": "skip",
+    # REST API: requests per API key (DRF rate syntax "N/second|minute|hour|day"); None: off.
+    "API_THROTTLE_RATE": "120/minute",
 }
 
 

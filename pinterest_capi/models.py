@@ -284,3 +284,48 @@ class RequestWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}@{self.window}: {self.count}"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(active=True)
+
+
+class ApiKey(models.Model):
+    """A tenant's key for the REST API's ``POST …/events/`` (trusted server-side callers).
+
+    Only a SHA-256 digest of the key is stored: the key is shown once when it is
+    made (see :mod:`pinterest_capi.apikeys`) and cannot be read back.  ``prefix``
+    is the public part of the key, unique, used to find the row without scanning
+    digests; it is also what lists show.  A revoked key stays (for the record) but
+    never authenticates again.
+    """
+
+    tenant = models.CharField(
+        _("tenant"),
+        max_length=100,
+        db_index=True,
+        help_text=_("Events sent with this key are recorded for this tenant's ad accounts."),
+    )
+    name = models.CharField(
+        _("name"), max_length=200, help_text=_("Who or what uses the key, e.g. “ERP sync”.")
+    )
+    prefix = models.CharField(_("key prefix"), max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(_("SHA-256 of the key"), max_length=64, editable=False)
+    active = models.BooleanField(_("active"), default=True, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["tenant", "name", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tenant}, {self.prefix}…)"
+
+    def __repr__(self) -> str:  # never the digest
+        return f"<ApiKey {self.pk} tenant={self.tenant!r} prefix={self.prefix!r}>"

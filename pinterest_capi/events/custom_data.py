@@ -11,6 +11,7 @@ from ..exceptions import InvalidEventError
 from .fields import _COUNT_FIELDS, _MONEY_FIELDS, CONTENT_FIELDS, CUSTOM_DATA_FIELDS
 
 _is_currency = re.compile(r"[A-Z]{3}").fullmatch
+_MAX_MONEY_DIGITS = 30
 
 
 def _money(value: Any, field: str) -> str:
@@ -27,6 +28,14 @@ def _money(value: Any, field: str) -> str:
         raise InvalidEventError(field, "must be a number or a numeric string") from None
     if not amount.is_finite():
         raise InvalidEventError(field, "must be a finite number")
+    # "1e999999999" is a finite Decimal whose plain form is a billion characters: amounts are
+    # kept to 30 digits either side of the point (no price or value comes near).
+    if not -_MAX_MONEY_DIGITS <= amount.as_tuple().exponent <= _MAX_MONEY_DIGITS or (
+        amount.adjusted() > _MAX_MONEY_DIGITS
+    ):
+        raise InvalidEventError(
+            field, "is out of range (at most 30 digits either side of the point)"
+        )
     return format(amount, "f")
 
 
