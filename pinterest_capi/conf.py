@@ -82,6 +82,17 @@ DEFAULTS: dict[str, Any] = {
     # When the hook says no: "skip" records nothing; "opt_out" records the event with
     # opt_out: true (Pinterest then uses it for reporting only).
     "CONSENT_DENIED": "skip",
+    # Browser beacon (page_visit, search, view_category with a browser-made event_id): extra
+    # origins allowed to post besides the request's own host, e.g. ["https://shop.example"].
+    "BEACON_ALLOWED_ORIGINS": [],
+    # DRF rate per client IP (CLIENT_IP_HEADER honoured) for the beacon; None: no limit.
+    "BEACON_THROTTLE_RATE": "60/min",
+    # Regular expression (case-insensitive, searched in the User-Agent) of robots whose
+    # beacons are answered but not recorded; a request without a User-Agent counts as one.
+    "BEACON_BOT_USER_AGENTS": (
+        r"bot\b|bot/|crawl|spider|slurp|headlesschrome|phantomjs|lighthouse|"
+        r"facebookexternalhit|python-|curl/|wget/|httpx|go-http-client|java/"
+    ),
 }
 
 
