@@ -76,12 +76,13 @@ def _number(value: Any) -> float | int | None:
     return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
-def tag_params(custom_data: Mapping[str, Any] | None) -> dict[str, Any]:
+def tag_params(custom_data: Mapping[str, Any] | None, event_name: str = "") -> dict[str, Any]:
     """The Tag's event data for an API event's (already normalised) ``custom_data``.
 
     value/currency/order_id keep their names, ``num_items`` is ``order_quantity``,
     ``search_string`` is ``search_query``, ``contents`` (or bare ``content_ids``) become
-    ``line_items``; other fields have no Tag counterpart and are left out.
+    ``line_items``, a lead's ``content_name`` is its ``lead_type``; other fields have no Tag
+    counterpart and are left out.
     """
     data = dict(custom_data or {})
     params: dict[str, Any] = {}
@@ -110,6 +111,8 @@ def tag_params(custom_data: Mapping[str, Any] | None) -> dict[str, Any]:
         items = [{"product_category": str(data["content_category"])}]
     if items:
         params["line_items"] = items
+    if event_name == "lead" and data.get("content_name"):
+        params["lead_type"] = str(data["content_name"])
     return params
 
 
@@ -126,7 +129,7 @@ def pending_entry(event: Mapping[str, Any], *, now: float | None = None) -> dict
         "event_name": event["event_name"],
         "tag_event": tag_event,
         "event_id": str(event["event_id"]),
-        "params": tag_params(event.get("custom_data")),
+        "params": tag_params(event.get("custom_data"), str(event["event_name"])),
         "at": int(time.time() if now is None else now),
     }
 

@@ -22,13 +22,14 @@ What guards it, in order (each is set on the view, never taken from ``REST_FRAME
    new.  202 when recorded (``duplicate`` says whether it already was), 204 when not recorded
    (consent refused, no active ad account).
 
-**No CSRF token**, deliberately: the view has no authentication classes (DRF then enforces no
-CSRF, and ``APIView`` is csrf-exempt), because (a) the beacon is anonymous and changes no
-visitor state, it only records a measurement; (b) the origin check is what CSRF protection
-itself relies on in modern browsers, and blocks the cross-site POSTs a token would; (c) a token
-rendered into a cached page would be shared by every visitor of that page, which is exactly the
-situation the beacon exists for.  A non-browser client can forge ``Origin``; against that the
-throttle bounds the volume and every event still needs a consenting, validated request.
+**No CSRF token**, deliberately: ``APIView`` is csrf-exempt and the view's only authentication
+class reads the session user without DRF's CSRF check, because (a) the beacon is anonymous and
+changes no visitor state, it only records a measurement; (b) the origin check is what CSRF
+protection itself relies on in modern browsers, and blocks the cross-site POSTs a token would;
+(c) a token rendered into a cached page would be shared by every visitor of that page, which is
+exactly the situation the beacon exists for. A non-browser client can forge ``Origin``; against
+that the throttle bounds the volume and every event still needs a consenting, validated
+request.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.http import HttpRequest
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import authentication, exceptions, permissions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -99,6 +101,21 @@ class SameOriginBeacon(permissions.BasePermission):
         if not origin or origin == "null":
             origin = _origin(django_request.META.get("HTTP_REFERER", ""))
         return bool(origin) and origin.rstrip("/").lower() in allowed_origins(django_request)
+
+
+class SessionUserWithoutCsrf(authentication.BaseAuthentication):
+    """The shop's signed-in customer (Django's session user), read without a CSRF check.
+
+    Only to add the customer's (hashed) email to the measurement: nothing is changed for the
+    user, and cross-site posts are already refused by :class:`SameOriginBeacon`.  DRF's own
+    ``SessionAuthentication`` would demand a CSRF token (see the module doc for why not).
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        user = getattr(request._request, "user", None)
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        return (user, None) if getattr(user, "is_active", True) else None
 
 
 class BeaconThrottle(SimpleRateThrottle):
@@ -170,12 +187,17 @@ class BeaconSerializer(_StrictSerializer):
             "<event_name>-<uuid>)."
         },
     )
-    event_source_url = serializers.URLField(max_length=MAX_URL_LENGTH, required=False)
+    # A CharField: the origin check below is stricter than URLValidator, which also refuses
+    # hosts without a dot (localhost-style names a site may well be served under).
+    event_source_url = serializers.CharField(max_length=MAX_URL_LENGTH, required=False)
     custom_data = BeaconCustomDataSerializer(required=False)
 
     def validate_event_source_url(self, value: str) -> str:
         request = self.context["request"]._request
-        if _origin(value) not in allowed_origins(request):
+        origin = _origin(value)
+        if not origin.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+            raise serializers.ValidationError("Must be the http(s) URL of the page.")
+        if origin not in allowed_origins(request):
             raise serializers.ValidationError("Must be a page of this site.")
         return value
 
@@ -203,31 +225,41 @@ _ACCEPTED = inline_serializer(
 )
 
 
+@extend_schema(
+    operation_id="pinterest_capi_beacon",
+    summary="Record a browser event (page_visit, search, view_category) with its own id",
+    request=BeaconSerializer,
+    responses={
+        202: OpenApiResponse(_ACCEPTED, description="Recorded (or already recorded)."),
+        204: OpenApiResponse(
+            description="Accepted, nothing recorded: a robot, consent refused, or no "
+            "active ad account."
+        ),
+        400: OpenApiResponse(description="Invalid input; the body names each field."),
+        403: OpenApiResponse(description="Not posted from a page of this site."),
+        429: OpenApiResponse(description="Too many beacons from this address."),
+    },
+    auth=[],
+    tags=["beacon"],
+)
 class BeaconView(APIView):
     """POST a page_visit, search or view_category made in the browser (see the module doc)."""
 
-    authentication_classes: list[Any] = []
+    authentication_classes = [SessionUserWithoutCsrf]
     permission_classes = [SameOriginBeacon]
     throttle_classes = [BeaconThrottle]
     parser_classes = [JSONParser]
+    # drf-spectacular's schema whatever DEFAULT_SCHEMA_CLASS says: the class-level
+    # extend_schema above builds on it (on a method it would build on the default class).
+    schema = AutoSchema()
 
-    @extend_schema(
-        operation_id="pinterest_capi_beacon",
-        summary="Record a browser event (page_visit, search, view_category) with its own id",
-        request=BeaconSerializer,
-        responses={
-            202: OpenApiResponse(_ACCEPTED, description="Recorded (or already recorded)."),
-            204: OpenApiResponse(
-                description="Accepted, nothing recorded: a robot, consent refused, or no "
-                "active ad account."
-            ),
-            400: OpenApiResponse(description="Invalid input; the body names each field."),
-            403: OpenApiResponse(description="Not posted from a page of this site."),
-            429: OpenApiResponse(description="Too many beacons from this address."),
-        },
-        auth=[],
-        tags=["beacon"],
-    )
+    def permission_denied(
+        self, request: Request, message: str | None = None, code: str | None = None
+    ) -> None:
+        """Always the origin's 403 (DRF would say "credentials not provided" to anonymous
+        visitors, who need none)."""
+        raise exceptions.PermissionDenied(detail=message, code=code)
+
     def post(self, request: Request) -> Response:
         django_request: HttpRequest = request._request
         if is_robot(django_request.META.get("HTTP_USER_AGENT", "")):

@@ -208,6 +208,8 @@ def pinterest_browser_event(
     if event_name not in BROWSER_EVENTS:
         logger.warning("pinterest_browser_event: %r is not one of %s", event_name, BROWSER_EVENTS)
         return ""
+    if isinstance(custom_data.get("content_ids"), str | int):  # one product: no list in templates
+        custom_data["content_ids"] = [custom_data["content_ids"]]
     try:
         custom = normalise_custom_data({k: v for k, v in custom_data.items() if v is not None})
     except InvalidEventError as exc:
@@ -227,7 +229,7 @@ def pinterest_browser_event(
         "event_name": event_name,
         "tag_event": tag_events.TAG_EVENT_NAMES[event_name],
         "custom_data": custom,
-        "tag_params": tag_events.tag_params(custom),
+        "tag_params": tag_events.tag_params(custom, event_name),
     }
     data = format_html(
         '<script type="application/json" data-pinterest-capi-event>{}</script>', js(spec)
