@@ -13,8 +13,10 @@ Where the pending calls wait:
   written anyway (a cart, a login, an order): the call survives the post-redirect-get step, so
   the thank-you page renders the checkout that the POST recorded;
 - otherwise on the **request** itself (``request._pinterest_capi_tag_events``): a page rendered
-  by the same request shows it, and nothing is written for visitors or API clients without a
-  session (no session row is created just for this).
+  by the same request shows it.  When the response is done, the middleware
+  (:func:`carry_over`) moves calls no page rendered into the session if the request created
+  or changed one after all (a signup logs the new customer in after recording the event);
+  visitors and API clients without a session never get one just for this.
 
 A call is queued only once the database transaction that recorded the event has committed
 (``transaction.on_commit``): an order that rolls back leaves no Tag call behind.  Calls are
@@ -182,6 +184,19 @@ def queue_for_page(
     if entry is None:
         return
     transaction.on_commit(lambda: _append(request, entry), using=using)
+
+
+def carry_over(request: HttpRequest) -> None:
+    """After the view: calls left on the request go to the session, if it is saved anyway."""
+    pending = getattr(request, REQUEST_ATTR, None)
+    if not pending:
+        return
+    session = _session(request)
+    if session is None:
+        return
+    stored = [e for e in session.get(SESSION_KEY, []) if isinstance(e, dict)]
+    session[SESSION_KEY] = _fresh([*stored, *pending])
+    setattr(request, REQUEST_ATTR, [])
 
 
 def take_pending(request: HttpRequest) -> list[dict[str, Any]]:
