@@ -87,12 +87,27 @@ DEFAULTS: dict[str, Any] = {
     "BEACON_ALLOWED_ORIGINS": [],
     # DRF rate per client IP (CLIENT_IP_HEADER honoured) for the beacon; None: no limit.
     "BEACON_THROTTLE_RATE": "60/min",
-    # Regular expression (case-insensitive, searched in the User-Agent) of robots whose
-    # beacons are answered but not recorded; a request without a User-Agent counts as one.
-    "BEACON_BOT_USER_AGENTS": (
-        r"bot\b|bot/|crawl|spider|slurp|headlesschrome|phantomjs|lighthouse|"
-        r"facebookexternalhit|python-|curl/|wget/|httpx|go-http-client|java/"
-    ),
+    # Robots whose beacons are answered (204) but not recorded: case-insensitive substrings
+    # of the User-Agent. A request without a User-Agent counts as a robot too.
+    "BEACON_BOT_USER_AGENTS": [
+        "bot/",
+        "bot-",
+        "bot;",
+        "bot)",
+        "crawler",
+        "spider",
+        "slurp",
+        "headlesschrome",
+        "phantomjs",
+        "lighthouse",
+        "facebookexternalhit",
+        "python-",
+        "curl/",
+        "wget/",
+        "httpx",
+        "go-http-client",
+        "java/",
+    ],  # fmt: skip
 }
 
 

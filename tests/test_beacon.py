@@ -139,6 +139,19 @@ def test_robots_are_answered_but_nothing_is_recorded(client, beacon_settings, ac
     assert not OutboxEvent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "ua",
+    [
+        "Mozilla/5.0 (Linux; Android 12; CUBOT P60) AppleWebKit/537.36 Chrome/120 Mobile",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) [Pinterest/iOS]",
+    ],
+)
+def test_people_whose_user_agent_merely_resembles_a_robot_are_recorded(
+    client, beacon_settings, account, ua
+):
+    assert post(client, page_visit(), ua=ua).status_code == 202
+
+
 def test_consent_denied_records_nothing(client, beacon_settings, account):
     beacon_settings.PINTEREST_CAPI = {
         **beacon_settings.PINTEREST_CAPI,

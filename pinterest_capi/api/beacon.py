@@ -14,7 +14,8 @@ What guards it, in order (each is set on the view, never taken from ``REST_FRAME
    ``BEACON_ALLOWED_ORIGINS``; otherwise 403.  Browsers set ``Origin`` on every POST and a
    page cannot forge it, so another site's page cannot post beacons from its visitors.
 2. **throttle** per client IP (:class:`BeaconThrottle`, ``BEACON_THROTTLE_RATE``): 429.
-3. **robots** (``BEACON_BOT_USER_AGENTS``, or no User-Agent): 204, nothing recorded.
+3. **robots** (a ``BEACON_BOT_USER_AGENTS`` substring, or no User-Agent): 204, nothing
+   recorded.
 4. **validation** (:class:`BeaconSerializer`): 400 naming the field.
 5. :func:`track` with the tenant from ``TENANT_RESOLVER``, the consent hook, and the client's
    IP, user agent and ``_epik`` click id from this request (as the middleware provides for
@@ -34,8 +35,6 @@ request.
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,8 +55,6 @@ from ..exceptions import InvalidEventError
 from ..models import OutboxEvent
 from ..tenants import resolve_tenant
 from ..tracking import track
-
-logger = logging.getLogger(__name__)
 
 BEACON_EVENTS = ("page_visit", "search", "view_category")
 #: A browser-made id: 16 to 128 letters, digits and ``_ . : -`` (beacon.js sends
@@ -132,11 +129,15 @@ class BeaconThrottle(SimpleRateThrottle):
 
 
 def is_robot(user_agent: str) -> bool:
-    """No User-Agent, or one matching ``BEACON_BOT_USER_AGENTS``."""
-    if not user_agent.strip():
+    """No User-Agent, or one containing a ``BEACON_BOT_USER_AGENTS`` entry (any case).
+
+    Substrings rather than a regular expression: nothing to backtrack on in a header the
+    client chooses, and entries like ``bot/`` catch "Googlebot/2.1" without "CUBOT" phones.
+    """
+    agent = user_agent.strip().lower()
+    if not agent:
         return True
-    pattern = app_settings.BEACON_BOT_USER_AGENTS
-    return bool(pattern) and re.search(pattern, user_agent, re.IGNORECASE) is not None
+    return any(str(part).lower() in agent for part in app_settings.BEACON_BOT_USER_AGENTS or ())
 
 
 class _StrictSerializer(serializers.Serializer):
