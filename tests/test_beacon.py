@@ -324,3 +324,12 @@ def test_the_beacon_is_in_the_openapi_schema(settings):
     assert set(operation["responses"]) == {"202", "204", "400", "403", "429"}
     body = schema["components"]["schemas"]["Beacon"]
     assert set(body["properties"]) == {"event_name", "event_id", "event_source_url", "custom_data"}
+
+
+def test_without_a_page_url_the_event_has_none_rather_than_the_beacons(
+    client, beacon_settings, account
+):
+    body = page_visit()
+    del body["event_source_url"]
+    assert post(client, body).status_code == 202
+    assert "event_source_url" not in OutboxEvent.objects.get().payload_dict

@@ -281,7 +281,7 @@ class BeaconView(APIView):
                 event_id=event_id,
                 user_data=self._user_data(django_request, page_url),
                 custom_data=data["custom_data"] or None,
-                event_source_url=page_url,
+                event_source_url=page_url or "",  # never this beacon's own URL
                 request=django_request,
                 browser_tag=False,  # the browser already called the Tag with this id
             )
