@@ -333,3 +333,29 @@ def test_without_a_page_url_the_event_has_none_rather_than_the_beacons(
     del body["event_source_url"]
     assert post(client, body).status_code == 202
     assert "event_source_url" not in OutboxEvent.objects.get().payload_dict
+
+
+@pytest.mark.parametrize(
+    ("override", "check_id"),
+    [
+        ({"BEACON_THROTTLE_RATE": "sixty a minute"}, "pinterest_capi.E020"),
+        ({"BEACON_BOT_USER_AGENTS": "bot"}, "pinterest_capi.E021"),
+        ({"BEACON_ALLOWED_ORIGINS": ["shop.example"]}, "pinterest_capi.E021"),
+    ],
+)
+def test_system_checks_name_a_bad_beacon_setting(settings, override, check_id):
+    from pinterest_capi.checks import check_tag_and_beacon
+
+    settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, **override}
+    assert [m.id for m in check_tag_and_beacon()] == [check_id]
+
+
+def test_system_check_warns_when_the_middleware_comes_before_the_sessions(settings):
+    from pinterest_capi.checks import check_tag_and_beacon
+
+    assert check_tag_and_beacon() == []
+    settings.MIDDLEWARE = [
+        "pinterest_capi.middleware.PinterestRequestMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+    ]
+    assert [m.id for m in check_tag_and_beacon()] == ["pinterest_capi.W020"]

@@ -153,16 +153,23 @@ def test_the_tag_and_the_server_send_the_same_event_ids(browser, demo, shots):
     search_id = fired("search")
     assert tracks(page, "search")[0]["search_query"] == "linen"
     shots(page, "tag-search")
+    # The same from script, as a single-page app would after load.
+    spa_id = page.evaluate(
+        "() => window.pinterestCapi.send({event_name: 'search', custom_data: "
+        "{search_string: 'oak'}})"
+    )
+    assert tracks(page, "search")[-1] == {"search_query": "oak", "event_id": spa_id}
+    beacon_answered(3)
 
     # 4. A category page.
     page.get_by_role("navigation", name="Categories").get_by_role("link", name="Garden").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Garden")
-    beacon_answered(3)
+    beacon_answered(4)
     category_id = fired("viewcategory")
 
     # 5. Add to cart, check out: the server-made ids reach the Tag on the next page.
     page.locator(".grid .card a", has_text="Ash Handled Trowel").click()
-    beacon_answered(4)  # the product page's page_visit
+    beacon_answered(5)  # the product page's page_visit
     page.get_by_role("button", name="Add to cart").click()
     expect(page).to_have_url(re.compile(r"/cart/$"))
     cart_id = fired("addtocart")
@@ -201,6 +208,9 @@ def test_the_tag_and_the_server_send_the_same_event_ids(browser, demo, shots):
     assert visit["event_source_url"].endswith("/p/hl-1003/")
     assert visit["user_data"]["client_user_agent"] == USER_AGENT
     assert received(demo, search_id)[0]["event"]["custom_data"]["search_string"] == "linen"
+    spa = wait_until_sent(demo, "search", spa_id)
+    assert spa["payload"]["custom_data"] == {"search_string": "oak"}
+    assert [a["status"] for a in received(demo, spa_id)] == ["processed"]
     category = received(demo, category_id)[0]["event"]["custom_data"]
     assert category["content_category"] == "Garden"
     assert not errors, errors

@@ -6,8 +6,8 @@
  * (when the page loaded the Tag) and POST the same id to the beacon, which records the server
  * event. The beacon URL comes from this script's data-beacon-url attribute.
  *
- * Also exposed as window.pinterestCapi.send({event_name, custom_data, tag_event, tag_params})
- * for events that happen after load (a search in a single-page app).
+ * Also exposed as window.pinterestCapi.send({event_name, custom_data}) for events that happen
+ * after load (a search in a single-page app); it returns the event_id it made.
  */
 (function () {
   "use strict";
@@ -45,17 +45,27 @@
     }
   }
 
+  // The Tag's names of the three browser events (the template tag sends them; a hand-made
+  // spec from window.pinterestCapi.send may not).
+  var TAG_NAMES = {page_visit: "pagevisit", search: "search", view_category: "viewcategory"};
+
   function send(spec) {
-    if (!beaconUrl || !spec || !spec.event_name) { return null; }
+    if (!beaconUrl || !spec || !TAG_NAMES[spec.event_name]) { return null; }
     var eventId = spec.event_name + "-" + uuid4();
-    if (typeof window.pintrk === "function" && spec.tag_event) {
+    var tagEvent = spec.tag_event || TAG_NAMES[spec.event_name];
+    var extra = spec.tag_params;
+    if (!extra) {
+      extra = {};
+      var custom = spec.custom_data || {};
+      if (custom.search_string) { extra.search_query = custom.search_string; }
+    }
+    if (typeof window.pintrk === "function") {
       var params = {};
-      var extra = spec.tag_params || {};
       for (var key in extra) {
         if (Object.prototype.hasOwnProperty.call(extra, key)) { params[key] = extra[key]; }
       }
       params.event_id = eventId;
-      window.pintrk("track", spec.tag_event, params);
+      window.pintrk("track", tagEvent, params);
     }
     var body = {event_name: spec.event_name, event_id: eventId,
       event_source_url: window.location.href.slice(0, 2000)};
