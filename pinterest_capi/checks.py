@@ -153,3 +153,54 @@ def check_signal_table() -> list[checks.CheckMessage]:
                 )
             )
     return messages
+
+
+_MIDDLEWARE = "pinterest_capi.middleware.PinterestRequestMiddleware"
+_SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
+
+
+@checks.register("pinterest_capi")
+def check_tag_and_beacon(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The Pinterest Tag's and the beacon's settings: caught here rather than as a 500 later."""
+    messages: list[checks.CheckMessage] = []
+    rate = app_settings.BEACON_THROTTLE_RATE
+    if rate is not None:
+        count, _, period = str(rate).partition("/")
+        if not (count.isdigit() and period[:1] in {"s", "m", "h", "d"}):
+            messages.append(
+                checks.Error(
+                    f"{SETTINGS_NAME}['BEACON_THROTTLE_RATE'] = {rate!r} is not a rate.",
+                    hint="Like '60/min' (per second, minute, hour or day), or None for no limit.",
+                    id="pinterest_capi.E020",
+                )
+            )
+    for key in ("BEACON_ALLOWED_ORIGINS", "BEACON_BOT_USER_AGENTS"):
+        value = getattr(app_settings, key)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            messages.append(
+                checks.Error(
+                    f"{SETTINGS_NAME}[{key!r}] must be a list of strings.",
+                    id="pinterest_capi.E021",
+                )
+            )
+    for origin in app_settings.BEACON_ALLOWED_ORIGINS or []:
+        if isinstance(origin, str) and not origin.startswith(("http://", "https://")):
+            messages.append(
+                checks.Error(
+                    f"{SETTINGS_NAME}['BEACON_ALLOWED_ORIGINS'] entry {origin!r} is not an origin.",
+                    hint="Scheme and host, like 'https://www.shop.example'.",
+                    id="pinterest_capi.E021",
+                )
+            )
+    middleware = list(getattr(settings, "MIDDLEWARE", []) or [])
+    if _MIDDLEWARE in middleware and _SESSION_MIDDLEWARE in middleware:
+        if middleware.index(_MIDDLEWARE) < middleware.index(_SESSION_MIDDLEWARE):
+            messages.append(
+                checks.Warning(
+                    f"{_MIDDLEWARE} is listed before SessionMiddleware: Pinterest Tag calls of "
+                    "events recorded before a redirect would not reach the next page.",
+                    hint="Put it after SessionMiddleware (last is fine).",
+                    id="pinterest_capi.W020",
+                )
+            )
+    return messages

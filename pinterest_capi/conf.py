@@ -86,6 +86,32 @@ DEFAULTS: dict[str, Any] = {
     "CONSENT_DENIED": "skip",
     # REST API: requests per API key (DRF rate syntax "N/second|minute|hour|day"); None: off.
     "API_THROTTLE_RATE": "120/minute",
+    # Browser beacon (page_visit, search, view_category with a browser-made event_id): extra
+    # origins allowed to post besides the request's own host, e.g. ["https://shop.example"].
+    "BEACON_ALLOWED_ORIGINS": [],
+    # DRF rate per client IP (CLIENT_IP_HEADER honoured) for the beacon; None: no limit.
+    "BEACON_THROTTLE_RATE": "60/min",
+    # Robots whose beacons are answered (204) but not recorded: case-insensitive substrings
+    # of the User-Agent. A request without a User-Agent counts as a robot too.
+    "BEACON_BOT_USER_AGENTS": [
+        "bot/",
+        "bot-",
+        "bot;",
+        "bot)",
+        "crawler",
+        "spider",
+        "slurp",
+        "headlesschrome",
+        "phantomjs",
+        "lighthouse",
+        "facebookexternalhit",
+        "python-",
+        "curl/",
+        "wget/",
+        "httpx",
+        "go-http-client",
+        "java/",
+    ],  # fmt: skip
 }
 
 

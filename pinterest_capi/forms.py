@@ -33,7 +33,15 @@ class AdAccountForm(forms.ModelForm):
 
     class Meta:
         model = AdAccount
-        fields = ["tenant", "name", "ad_account_id", "access_token", "active", "test_mode"]
+        fields = [
+            "tenant",
+            "name",
+            "ad_account_id",
+            "tag_id",
+            "access_token",
+            "active",
+            "test_mode",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -66,6 +74,18 @@ class AdAccountForm(forms.ModelForm):
                 ),
                 code="invalid_ad_account_id",
                 params={"value": repr(value[:40])},
+            )
+        return value
+
+    def clean_tag_id(self) -> str:
+        value = "".join((self.cleaned_data.get("tag_id") or "").split())
+        if value and not value.isdigit():
+            raise forms.ValidationError(
+                _(
+                    "The Pinterest Tag id is the number Ads Manager (or Verify connection) "
+                    "shows for the Tag: digits only."
+                ),
+                code="invalid_tag_id",
             )
         return value
 

@@ -21,6 +21,9 @@ from . import crypto
 ad_account_id_validator = RegexValidator(
     r"^\d{1,18}$", _("An ad account id is 1 to 18 digits."), code="invalid_ad_account_id"
 )
+tag_id_validator = RegexValidator(
+    r"^\d{1,32}$", _("A Pinterest Tag id is digits only."), code="invalid_tag_id"
+)
 
 
 class AdAccountQuerySet(models.QuerySet):
@@ -49,6 +52,17 @@ class AdAccount(models.Model):
     name = models.CharField(_("name"), max_length=200, blank=True)
     ad_account_id = models.CharField(
         _("ad account id"), max_length=18, validators=[ad_account_id_validator]
+    )
+    tag_id = models.CharField(
+        _("Pinterest Tag id"),
+        max_length=32,
+        blank=True,
+        validators=[tag_id_validator],
+        help_text=_(
+            "The id of this ad account's Pinterest Tag (digits), rendered by the "
+            "{% pinterest_tag_base %} template tag. Verify connection fills it in when "
+            "Pinterest lists one Tag."
+        ),
     )
     token_ciphertext = models.TextField(_("encrypted access token"), editable=False)
     token_last4 = models.CharField(_("token ends with"), max_length=4, editable=False)

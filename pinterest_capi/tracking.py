@@ -17,7 +17,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from . import consent, events, outbox
+from . import consent, events, outbox, tag_events
 from .conf import app_settings
 from .context import get_current_request, request_user_data
 from .models import AdAccount, OutboxEvent
@@ -38,6 +38,7 @@ def track(
     event_source_url: str | None = None,
     request: HttpRequest | None = None,
     obj: Any = None,
+    browser_tag: bool = True,
     **event_fields: Any,
 ) -> list[OutboxEvent]:
     """Record ``event_name`` for every active ad account of the tenant.
@@ -55,6 +56,11 @@ def track(
     records the event with ``opt_out: true``; a ``Consent`` with
     ``limited_data_processing`` adds ``opt_out_type "LDP"`` and the hashed state
     and country.  An ``opt_out=True`` the caller passes is kept whatever the hook says.
+
+    A web event recorded with consent and a request is also queued for the page's Pinterest
+    Tag (:mod:`pinterest_capi.tag_events`): ``{% pinterest_tag_events %}`` renders its
+    ``pintrk('track', …)`` call with the same ``event_id``.  ``browser_tag=False`` skips that,
+    for events whose browser call was already made (the beacon) or that no page shows.
     """
     if not app_settings.ENABLED:
         return []
@@ -99,4 +105,14 @@ def track(
             event["event_id"],
         )
         return []
-    return outbox.record(event, accounts=accounts)
+    rows = outbox.record(event, accounts=accounts)
+    if (
+        browser_tag
+        and rows
+        and request is not None
+        and decision.allowed
+        and event["action_source"] == "web"
+        and not event.get("opt_out")
+    ):
+        tag_events.queue_for_page(request, event, using=rows[0]._state.db)
+    return rows

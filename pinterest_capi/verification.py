@@ -4,7 +4,8 @@ An operator who has just pasted a token wants to know now, not after the next
 flush, whether Pinterest accepts it, and which Pinterest Tag id to paste in the
 page (the browser Tag and the server events deduplicate on ``event_id`` only when
 they belong to the same ad account).  So :func:`verify_account` makes the two
-cheap calls the contract suggests:
+cheap calls the contract suggests (and saves the Tag id on the account when
+Pinterest lists exactly one, for the ``{% pinterest_tag_base %}`` template tag):
 
 1. ``GET /ad_accounts/{id}/conversion_tags``: checks the token and the account
    and gives the Tag ids;
@@ -25,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from django.db.models.functions import Now
@@ -90,6 +91,7 @@ def verify_account(account: AdAccount) -> VerificationResult:
     if problem is not None:
         return problem
     tag_list = _tags(tags.body)
+    saved_tag = _remember_tag_id(account, tag_list)
 
     try:
         body = json.dumps({"data": [synthetic_event()]}, separators=(",", ":")).encode()
@@ -112,7 +114,27 @@ def verify_account(account: AdAccount) -> VerificationResult:
     AdAccount.objects.filter(pk=account.pk).update(
         auth_error="", auth_error_at=None, last_success_at=Now()
     )
-    return _ok_result(tag_list, sent.status_code)
+    result = _ok_result(tag_list, sent.status_code)
+    if saved_tag:
+        result = replace(
+            result, message=f"{result.message} Saved as this account's Tag id ({saved_tag})."
+        )
+    return result
+
+
+def _remember_tag_id(account: AdAccount, tags: list[tuple[str, str]]) -> str:
+    """Fill ``account.tag_id`` from the Tags Pinterest listed; returns the id saved, or "".
+
+    One Tag: it is the one the page must load for deduplication, so it is saved (replacing a
+    different id typed by hand, which cannot belong to this ad account).  Several: an id already
+    chosen among them is kept; none chosen stays empty (the message lists them to pick from).
+    """
+    ids = [tag_id for tag_id, _ in tags if tag_id.isdigit() and len(tag_id) <= 32]
+    if len(ids) != 1 or account.tag_id == ids[0]:
+        return ""
+    account.tag_id = ids[0]
+    AdAccount.objects.filter(pk=account.pk).update(tag_id=ids[0])
+    return ids[0]
 
 
 def _problem(

@@ -33,6 +33,7 @@ class DemoProcess:
     base_url: str  # the storefront, http://127.0.0.1:<port>
     sandbox_url: str  # http://127.0.0.1:<port>, without /v5
     log_path: Path
+    database_path: Path | None = None  # the demo's throw-away SQLite file, for tests to read
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -75,7 +76,12 @@ def running_demo(
             "Q_WORKERS": "1",
             "PYTHONUNBUFFERED": "1",
         }
-        demo = DemoProcess(f"http://{HOST}:{web_port}", f"http://{HOST}:{sandbox_port}", log_path)
+        demo = DemoProcess(
+            f"http://{HOST}:{web_port}",
+            f"http://{HOST}:{sandbox_port}",
+            log_path,
+            Path(tmp) / "demo.sqlite3",
+        )
         command = [
             sys.executable, "manage.py", "shop_demo_serve",
             "--port", str(web_port), "--sandbox-port", str(sandbox_port),

@@ -75,6 +75,8 @@ def test_verify_ok_shows_the_tag_id_and_clears_the_auth_error(admin_client, acco
     account.refresh_from_db()
     assert account.auth_error == "" and account.auth_error_at is None
     assert account.last_success_at is not None
+    assert account.tag_id == tag_id  # the one Tag listed, saved for {% pinterest_tag_base %}
+    assert f"Saved as this account's Tag id ({tag_id})" in text
     assert LogEntry.objects.filter(object_id=str(account.pk), change_message__contains="OK")
 
 

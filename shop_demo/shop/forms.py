@@ -22,6 +22,14 @@ class AddToCartForm(forms.Form):
     quantity = forms.IntegerField(min_value=1, max_value=99, initial=1)
 
 
+class SearchForm(forms.Form):
+    q = forms.CharField(max_length=200, required=False, strip=True, label="Search")
+
+
+class NewsletterForm(forms.Form):
+    email = forms.EmailField(label="Email")
+
+
 class CheckoutForm(forms.Form):
     email = forms.EmailField()
     phone = forms.CharField(max_length=32, required=False, help_text="Optional.")

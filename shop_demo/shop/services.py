@@ -7,19 +7,26 @@ Each takes the current request, or ``None`` when there is none (scripts, tests).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import HttpRequest
+
+import pinterest_capi
 
 from .models import Cart, CartLine, Order, OrderLine, Product
 from .signals import cart_item_added, customer_signed_up, order_placed
 
+logger = logging.getLogger(__name__)
+
 CART_SESSION_KEY = "shop_cart_id"
+NEWSLETTER_SESSION_KEY = "shop_newsletter"
 LAST_ORDER_SESSION_KEY = "shop_last_order"
 
 
@@ -155,3 +162,42 @@ def sign_up(
         if cart is not None and cart.user_id is None:
             Cart.objects.filter(pk=cart.pk).update(user=user)
     return user
+
+
+def search_products(query: str, *, limit: int = 50) -> list[Product]:
+    """Active products whose name, brand, description, SKU or category mention ``query``."""
+    query = query.strip()
+    if not query:
+        return []
+    match = (
+        Q(name__icontains=query)
+        | Q(brand__icontains=query)
+        | Q(description__icontains=query)
+        | Q(sku__iexact=query)
+        | Q(category__name__icontains=query)
+    )
+    return list(Product.objects.filter(match, active=True).select_related("category")[:limit])
+
+
+def subscribe_newsletter(request: HttpRequest | None, email: str) -> list[Any]:
+    """A newsletter sign-up: a Pinterest ``lead``, recorded with a direct ``track()`` call.
+
+    (The other events come from the shop's signals; this shows the direct call.)  The session
+    remembers the sign-up first, so the visitor has a session to carry the Tag call to the
+    page they are sent back to.  Returns the outbox rows (their event_id is the Tag's).
+    """
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[NEWSLETTER_SESSION_KEY] = True
+    try:
+        return pinterest_capi.track(
+            "lead",
+            request=request,
+            user_data={"em": email},
+            custom_data={"content_name": "newsletter"},
+        )
+    except Exception:  # measurement must never break the sign-up
+        if settings.PINTEREST_CAPI.get("RAISE_RECORD_ERRORS"):
+            raise
+        logger.exception("Pinterest lead not recorded; the newsletter sign-up goes on.")
+        return []

@@ -7,6 +7,9 @@ app_name = "shop"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("c/<slug:slug>/", views.category_detail, name="category"),
+    path("search/", views.search, name="search"),
+    path("newsletter/", views.newsletter, name="newsletter"),
     path("p/<slug:slug>/", views.product_detail, name="product"),
     path("p/<slug:slug>/add/", views.add_to_cart, name="add_to_cart"),
     path("cart/", views.cart, name="cart"),

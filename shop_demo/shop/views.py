@@ -7,11 +7,12 @@ from itertools import groupby
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from . import services
-from .forms import AddToCartForm, CheckoutForm, SignUpForm
-from .models import Order, Product
+from .forms import AddToCartForm, CheckoutForm, NewsletterForm, SearchForm, SignUpForm
+from .models import Category, Order, Product
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -21,6 +22,45 @@ def home(request: HttpRequest) -> HttpResponse:
         for category, items in groupby(products, key=lambda product: product.category)
     ]
     return render(request, "shop/home.html", {"shelves": shelves})
+
+
+def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """A shelf; its template emits a browser-made ``view_category`` (beacon + Tag)."""
+    category = get_object_or_404(Category, slug=slug)
+    products = list(category.products.filter(active=True))
+    return render(
+        request,
+        "shop/category.html",
+        {"category": category, "products": products, "skus": [p.sku for p in products]},
+    )
+
+
+def search(request: HttpRequest) -> HttpResponse:
+    """Results for ``?q=``; the template emits a browser-made ``search`` when there is a query."""
+    form = SearchForm(request.GET or None)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    products = services.search_products(query) if query else []
+    return render(
+        request,
+        "shop/search.html",
+        {"form": form, "query": query, "products": products, "skus": [p.sku for p in products]},
+    )
+
+
+@require_POST
+def newsletter(request: HttpRequest) -> HttpResponse:
+    """The footer's newsletter form: a ``lead`` recorded on the server, fired by the Tag on
+    the page the visitor is sent back to, with the same event_id."""
+    form = NewsletterForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Please enter a valid email address to subscribe.")
+    else:
+        services.subscribe_newsletter(request, form.cleaned_data["email"])
+        messages.success(request, "Thanks! You are on the list.")
+    back = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        back = ""
+    return redirect(back or "shop:home")
 
 
 def product_detail(request: HttpRequest, slug: str) -> HttpResponse:

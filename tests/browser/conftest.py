@@ -151,6 +151,7 @@ class Demo:
     base_url: str
     sandbox_url: str  # http://127.0.0.1:<port>, without /v5
     log_path: Path
+    database_path: Path | None = None  # the demo's SQLite file (read-only use in tests)
 
     @property
     def admin_url(self) -> str:
@@ -184,4 +185,4 @@ def demo(chromium_executable: str, artifacts_dir: Path) -> Iterator[Demo]:
         start_timeout=START_TIMEOUT,
         stop_timeout=STOP_TIMEOUT,
     ) as process:
-        yield Demo(process.base_url, process.sandbox_url, process.log_path)
+        yield Demo(process.base_url, process.sandbox_url, process.log_path, process.database_path)

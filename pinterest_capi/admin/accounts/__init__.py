@@ -192,7 +192,10 @@ class AdAccountAdmin(TenantScopedAdminMixin, AccountOperationsMixin, admin.Model
         return initial
 
     def get_fieldsets(self, request: HttpRequest, obj: AdAccount | None = None) -> Any:
-        account = (None, {"fields": ("tenant", "name", "ad_account_id", "active", "test_mode")})
+        account = (
+            None,
+            {"fields": ("tenant", "name", "ad_account_id", "tag_id", "active", "test_mode")},
+        )
         token = (_("Access token"), {"fields": ("access_token",)})
         if obj is None:
             return [account, token]

@@ -97,6 +97,7 @@ class Command(BaseCommand):
             for name, argv in plan:
                 children[name] = self._spawn(name, argv, env)
             self._wait_for_ports(children, {"sandbox": sandbox_port, "web": web_port})
+            self._verify_demo_account(sandbox_port)
             base = f"http://{HOST}:{web_port}"
             self.stdout.write(
                 self.style.SUCCESS(f"\nStorefront: {base}/")
@@ -143,6 +144,23 @@ class Command(BaseCommand):
         account.set_token(DEMO_TOKEN)
         account.save()
         self.stdout.write(f"Ad account {DEMO_AD_ACCOUNT_ID} ready for tenant {tenant!r}.")
+
+    def _verify_demo_account(self, sandbox_port: int) -> None:
+        """Verify connection, as an operator would: it fills the account's Pinterest Tag id,
+        so the storefront renders the Tag (deduplicated with the server events)."""
+        from pinterest_capi import client, verification
+        from pinterest_capi.models import AdAccount
+
+        settings.PINTEREST_CAPI = {
+            **settings.PINTEREST_CAPI,
+            "API_BASE_URL": f"http://{HOST}:{sandbox_port}/v5",
+        }
+        client.close_clients()
+        tenant = settings.PINTEREST_CAPI.get("DEFAULT_TENANT", "demo")
+        for account in AdAccount.objects.filter(tenant=tenant, ad_account_id=DEMO_AD_ACCOUNT_ID):
+            result = verification.verify_account(account)
+            self.stdout.write(f"Verify connection: {result.message}")
+        client.close_clients()
 
     # -- children ------------------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Template tags of pinterest_capi: ``{% load pinterest_capi %}``."""
