@@ -11,11 +11,15 @@
 
 from django.urls import include, path
 
+from .api import urls as api_urls
 from .api.beacon import BeaconView
 
 app_name = "pinterest_capi"
 
-urlpatterns = [
-    path("api/v1/", include("pinterest_capi.api.urls")),
-    path("beacon/", BeaconView.as_view(), name="beacon"),
-]
+beacon = path("beacon/", BeaconView.as_view(), name="beacon")
+
+# Every endpoint the OpenAPI document describes (``api/v1/schema/`` serves it; the schema
+# view itself is left out).
+documented_urlpatterns = [path("api/v1/", include(api_urls.documented_urlpatterns)), beacon]
+
+urlpatterns = [path("api/v1/", include(api_urls.urlpatterns)), beacon]

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from pinterest_capi.models import OutboxEvent
+from tests.api_helpers import SCHEMA_URL
 
 URL = "/pinterest/beacon/"
 HOST = "testserver"
@@ -307,7 +308,17 @@ def test_the_view_is_independent_of_the_shops_rest_framework_settings(
         api_settings.reload()
 
 
-def test_the_beacon_is_in_the_openapi_schema(settings):
+def test_the_beacon_is_in_the_apps_openapi_document(client):
+    """Served beside the REST API's operations (and so fuzzed with them, tests/test_api_fuzz)."""
+    schema = client.get(SCHEMA_URL, {"format": "json"}).json()
+    operation = schema["paths"]["/pinterest/beacon/"]["post"]
+    assert set(operation["responses"]) == {"202", "204", "400", "403", "429"}
+    body = schema["components"]["schemas"]["BeaconRequest"]
+    assert set(body["properties"]) == {"event_name", "event_id", "event_source_url", "custom_data"}
+
+
+def test_a_shops_site_wide_document_includes_the_beacon(settings):
+    """A shop generating one document for its whole site (its own DRF views and ours)."""
     from drf_spectacular.generators import SchemaGenerator
 
     settings.REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
@@ -319,11 +330,9 @@ def test_the_beacon_is_in_the_openapi_schema(settings):
     finally:
         del settings.REST_FRAMEWORK
         api_settings.reload()
-    operation = schema["paths"]["/pinterest/beacon/"]["post"]
-    assert operation["operationId"] == "pinterest_capi_beacon"
-    assert set(operation["responses"]) == {"202", "204", "400", "403", "429"}
-    body = schema["components"]["schemas"]["Beacon"]
-    assert set(body["properties"]) == {"event_name", "event_id", "event_source_url", "custom_data"}
+    assert "post" in schema["paths"]["/pinterest/beacon/"]
+    assert "/pinterest/api/v1/events/" in schema["paths"]
+    assert not any(path.endswith("/schema/") for path in schema["paths"])
 
 
 def test_without_a_page_url_the_event_has_none_rather_than_the_beacons(

@@ -227,7 +227,6 @@ _ACCEPTED = inline_serializer(
 
 
 @extend_schema(
-    operation_id="pinterest_capi_beacon",
     summary="Record a browser event (page_visit, search, view_category) with its own id",
     request=BeaconSerializer,
     responses={

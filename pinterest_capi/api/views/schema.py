@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import include, path
-from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -13,16 +12,21 @@ from rest_framework.response import Response
 
 from ... import __version__
 
-SCHEMA_ROUTE = "schema/"
+# Where ``pinterest_capi.urls`` serves this view, below the shop's own prefix.
+SCHEMA_ROUTE = "api/v1/schema/"
 
 
 class SchemaView(SpectacularAPIView):
-    """The document covers this API only (not the shop's own DRF views), at its real paths.
+    """The document covers this app's endpoints only (the REST API and the browser beacon,
+    not the shop's own DRF views), at their real paths.
 
     Public: it describes endpoints, never data.  The paths are taken from where this
-    view was reached (``/pinterest/api/v1/schema/`` → ``/pinterest/api/v1/…``), so the
-    document is right whatever prefix the shop includes ``pinterest_capi.urls`` under.
+    view was reached (``/pinterest/api/v1/schema/`` → ``/pinterest/…``), so the document
+    is right whatever prefix the shop includes ``pinterest_capi.urls`` under.  ``schema =
+    None`` keeps the view itself out of any document, ours or a shop's site-wide one.
     """
+
+    schema = None
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
@@ -43,9 +47,8 @@ class SchemaView(SpectacularAPIView):
         },
     }
 
-    @extend_schema(exclude=True)
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        from .. import urls
+        from ... import urls
 
         prefix = request.path_info.rsplit(SCHEMA_ROUTE, 1)[0].lstrip("/")
         self.patterns = [path(prefix, include(urls.documented_urlpatterns))]
