@@ -316,7 +316,13 @@ def flush(db: BenchDB, workers: int = 1, limit: float | None = None) -> list[Flu
     """``workers`` flush processes started together on ``db``, each reaped on its own."""
     started = time.monotonic()
     procs = [start_flush(db) for _ in range(workers)]
-    return [wait_flush(p, started, limit) for p in procs]
+    try:
+        return [wait_flush(p, started, limit) for p in procs]
+    except BaseException:  # interrupted: leave no flusher behind
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+        raise
 
 
 def self_rss_kb() -> int:

@@ -14,9 +14,10 @@ a notice.  The report goes to ``bench/results/<UTC timestamp>.md`` and ``.json``
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ FULL = Sizes(
     flush_events=100_000,
     scaling=(10_000, 100_000, 1_000_000),
     workers=(1, 2, 4),
-    flush_limit=200.0,
+    flush_limit=90.0,
     ledger_limit=200_000,
 )
 QUICK = Sizes(
@@ -351,8 +352,16 @@ def main(argv: list[str] | None = None) -> Path:
         "--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}"
     )
     parser.add_argument("--out", type=Path, help="directory of the report (bench/results/)")
+    parser.add_argument(
+        "--flush-events", type=int, help="backlog of the flush and workers sections"
+    )
     args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.flush_events:
+        sizes = replace(sizes, flush_events=args.flush_events)
 
+    # SIGTERM unwinds like Ctrl-C: the sandbox, the flushers and the databases are cleaned up.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     report = Report(quick=args.quick)
     started = time.monotonic()
     vendors = [v.strip() for v in args.databases.split(",") if v.strip()]
@@ -361,7 +370,7 @@ def main(argv: list[str] | None = None) -> Path:
         report.notice(f"PostgreSQL rows SKIPPED: {why} (set BENCH_POSTGRES_URL)")
     only = {s.strip() for s in args.only.split(",")}
     with Sandbox() as sandbox:
-        bench = Bench(QUICK if args.quick else FULL, vendors, report, sandbox)
+        bench = Bench(sizes, vendors, report, sandbox)
         try:
             if only & {"flush", "recording"}:
                 bench.section_senders()
