@@ -283,26 +283,56 @@ def start_flush(db: BenchDB) -> subprocess.Popen[str]:
     return proc
 
 
-def wait_flush(proc: subprocess.Popen[str], started: float, limit: float | None) -> FlushRun:
-    """Reap a flush child with ``os.wait4`` (its own peak RSS); SIGTERM it at ``limit`` s."""
+def vm_hwm_kb(pid: int) -> int:
+    """The peak RSS (``VmHWM``) of a running process, 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def wait_flushes(
+    procs: list[subprocess.Popen[str]], started: float, limit: float | None
+) -> list[FlushRun]:
+    """Reap flush children, following each one's peak RSS; SIGTERM them at ``limit`` seconds.
+
+    The peak is each child's own ``VmHWM`` (sampled every 20 ms until it exits): ``os.wait4``'s
+    ``ru_maxrss`` would do on paper, but Linux carries the parent's peak over a fork and exec
+    into it, so it reports the orchestrator's size (used only where /proc is absent).
+    """
     cut = False
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
+    peaks = [0] * len(procs)
+    done: dict[int, tuple[float, int, Any]] = {}
+    while len(done) < len(procs):
+        for i, proc in enumerate(procs):
+            if i in done:
+                continue
+            peaks[i] = max(peaks[i], vm_hwm_kb(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                done[i] = (time.monotonic() - started, status, usage)
         if limit is not None and time.monotonic() - started > limit and not cut:
-            proc.terminate()
+            for i, proc in enumerate(procs):
+                if i not in done:
+                    proc.terminate()
             cut = True
         time.sleep(0.02)
-    seconds = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    out, err = (_read_all(f) for f in proc.bench_files)  # type: ignore[attr-defined]
-    if proc.returncode != 0 and not cut:
-        raise SystemExit(f"pinterest_capi_flush failed ({proc.returncode}):\n{err[-3000:]}")
-    lines = out.strip().splitlines()
-    summary = json.loads(lines[-1]) if lines and not cut else {}
-    # ru_maxrss is in kilobytes on Linux.
-    return FlushRun(seconds, usage.ru_maxrss, summary, cut)
+    runs = []
+    for i, proc in enumerate(procs):
+        seconds, _status, usage = done[i]
+        out, err = (_read_all(f) for f in proc.bench_files)  # type: ignore[attr-defined]
+        if proc.returncode != 0 and not cut:
+            raise SystemExit(f"pinterest_capi_flush failed ({proc.returncode}):\n{err[-3000:]}")
+        lines = out.strip().splitlines()
+        summary = json.loads(lines[-1]) if lines and proc.returncode == 0 else {}
+        # ru_maxrss is in kilobytes on Linux.
+        runs.append(FlushRun(seconds, peaks[i] or usage.ru_maxrss, summary, cut))
+    return runs
 
 
 def _read_all(file: Any) -> str:
@@ -317,7 +347,7 @@ def flush(db: BenchDB, workers: int = 1, limit: float | None = None) -> list[Flu
     started = time.monotonic()
     procs = [start_flush(db) for _ in range(workers)]
     try:
-        return [wait_flush(p, started, limit) for p in procs]
+        return wait_flushes(procs, started, limit)
     except BaseException:  # interrupted: leave no flusher behind
         for proc in procs:
             if proc.returncode is None:

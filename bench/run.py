@@ -233,9 +233,9 @@ class Bench:
         if PG in self.vendors:
             return PG
         if self.quick:
-            self.report.notice(f"{what}: PostgreSQL unavailable; the quick run uses SQLite")
+            self.report.notice(f"{what}: no PostgreSQL in this run; the quick run uses SQLite")
             return SQLITE
-        self.report.notice(f"{what}: SKIPPED (PostgreSQL only, and it is unavailable)")
+        self.report.notice(f"{what}: SKIPPED (PostgreSQL only, and none in this run)")
         return None
 
     def section_scaling(self) -> None:
