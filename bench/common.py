@@ -192,11 +192,13 @@ class Databases:
         self.pg = pg_server_url().rsplit("/", 1)[0]
         self.templates: dict[str, str] = {}
         self.made: list[str] = []
+        # Run-unique names: two runs (a bench and the test suite's smoke run) never share one.
+        self.suffix = f"_{os.getpid()}"
 
     def _template(self, vendor: str) -> str:
         if vendor not in self.templates:
             if vendor == "postgresql":
-                name = "pcapi_bench_template"
+                name = f"pcapi_bench_template{self.suffix}"
                 drop_database(self.pg, name)
                 ensure_database(self.pg, name)
                 self.made.append(name)
@@ -210,17 +212,19 @@ class Databases:
 
     @contextlib.contextmanager
     def fresh(self, vendor: str, name: str) -> Iterator[BenchDB]:
-        """A new migrated database ``pcapi_bench_<name>`` (or SQLite file), removed afterwards."""
+        """A new migrated database ``pcapi_bench_<name>_<pid>`` (or SQLite file), then dropped."""
         template = self._template(vendor)
         var_dir = self.root / name
         var_dir.mkdir()
-        dbname = f"pcapi_bench_{name}"
+        dbname = f"pcapi_bench_{name}{self.suffix}"
         if vendor == "postgresql":
             drop_database(self.pg, dbname)
             import psycopg
 
             with psycopg.connect(_pg_admin_conninfo(self.pg), autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "pcapi_bench_template"')
+                conn.execute(
+                    f'CREATE DATABASE "{dbname}" TEMPLATE "pcapi_bench_template{self.suffix}"'
+                )
             url = f"{self.pg}/{dbname}"
         else:
             path = var_dir / "bench.sqlite3"

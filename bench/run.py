@@ -7,7 +7,7 @@ Sections (see the README, "Benchmarks"): checkout overhead, flush throughput aga
 sender and Pinterest's SDK, scaling with the backlog, several workers, recording cost and the
 sandbox's own capacity.  PostgreSQL comes from ``BENCH_POSTGRES_URL`` (default
 ``postgres://postgres@127.0.0.1:5432/test``; only the server part is used: each measurement
-gets its own ``pcapi_bench_<name>`` database); without it the PostgreSQL rows are skipped with
+gets its own ``pcapi_bench_<name>_<pid>`` database); without it the PostgreSQL rows are skipped with
 a notice.  The report goes to ``bench/results/<UTC timestamp>.md`` and ``.json``.
 """
 
