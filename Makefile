@@ -1,11 +1,14 @@
-# The two set-up commands (see README): `make demo` and `make test`.
-.PHONY: demo test lint venv clean
+# The set-up commands (see README): `make demo`, `make test` and `make bench`.
+.PHONY: demo test bench lint venv clean
 
 demo:
 	./scripts/demo.sh
 
 test:
 	./scripts/test.sh
+
+bench:
+	./scripts/bench.sh
 
 lint: venv
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import ensure_database  # noqa: E402  (after the path: run as a script too)
+
 FILL_SQL = """
 INSERT INTO pinterest_capi_outboxevent (
     account_id, event_id, event_name, event_time, order_id, payload, status, attempts,
@@ -62,15 +64,6 @@ SELECT
 FROM generate_series(1, %(rows)s) AS i,
      LATERAL (SELECT now() - interval '90 days' + (interval '90 days' * i / %(rows)s)) AS g(t)
 """
-
-
-def ensure_database(pg: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def fill(rows: int, reuse: bool) -> tuple[float, list[int]]:

@@ -1,162 +1,21 @@
-"""Flush throughput: how fast ``pinterest_capi_flush`` drains a backlog, against the sandbox.
+"""Flush throughput alone: the "flush" section of the benchmark suite (bench/run.py).
 
-Run:  .venv/bin/python bench/flush_throughput.py --events 10000
-      DATABASE_URL=postgres://postgres@127.0.0.1/test .venv/bin/python bench/flush_throughput.py
+Run:  .venv/bin/python bench/flush_throughput.py --flush-events 10000 [--databases sqlite]
 
-It records N events (the app's own event builder, one ad account), starts the sandbox as a
-separate process, and times ``delivery.flush(until_empty=True)``: claimed, sent and results
-applied. In the same run it measures the sandbox's own capacity — the same batches posted
-straight from httpx — and prints the ratio, so a slow sandbox cannot pass for a slow flusher.
-Uses tenant "bench" only (its rows are deleted first); on SQLite the default database is
-var/bench.sqlite3, never the demo's.
+Kept as a shortcut for ``python -m bench.run --only flush``: it seeds a backlog on a fresh
+database per engine, runs ``manage.py pinterest_capi_flush --until-empty`` as a child process
+against the sandbox (its own process) and compares, in the same run, a naive sender, Pinterest's
+SDK and the sandbox's own capacity.  Other arguments are those of ``bench.run``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_demo.settings")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
-os.environ.setdefault("PCAPI_LOG", "WARNING")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-ACCOUNT_ID = "549755885199"
-TOKEN = "bench-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"sandbox did not start on port {port}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--json", help="also write the figures to this JSON file")
-    args = parser.parse_args()
-
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}/v5"
-    os.environ["PINTEREST_CAPI_API_BASE_URL"] = base_url
-    sandbox = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "pinterest_capi_sandbox",
-            "--port",
-            str(port),
-            "--account",
-            f"{ACCOUNT_ID}:{TOKEN}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        figures = run(args.events, base_url)
-    finally:
-        sandbox.terminate()
-        sandbox.wait(10)
-    width = max(len(k) for k in figures)
-    for key, value in figures.items():
-        print(f"{key:<{width}}  {value}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2))
-
-
-def run(n: int, base_url: str) -> dict[str, object]:
-    import django
-
-    django.setup()
-    import httpx
-    from django.core.management import call_command
-    from django.db import connection
-
-    from pinterest_capi import client, delivery, events
-    from pinterest_capi.models import AdAccount, EventStatus, OutboxEvent
-    from pinterest_capi.outbox import encode_payload, new_row
-
-    call_command("migrate", verbosity=0)
-    AdAccount.objects.filter(tenant="bench").delete()
-    account = AdAccount(tenant="bench", ad_account_id=ACCOUNT_ID, name="bench")
-    account.set_token(TOKEN)
-    account.save()
-
-    started = time.monotonic()
-    payloads = []
-    rows = []
-    run_id = int(time.time())
-    for i in range(n):
-        event = events.build_event(
-            "checkout",
-            user_data={
-                "em": f"buyer{i}@example.com",
-                "client_ip_address": "203.0.113.9",
-                "client_user_agent": "Mozilla/5.0 bench",
-            },
-            custom_data={
-                "currency": "GBP",
-                "value": "19.99",
-                "order_id": f"B{run_id}-{i}",
-                "contents": [{"id": "SKU-1", "item_price": "19.99", "quantity": 1}],
-                "num_items": 1,
-            },
-            event_id=f"checkout-B{run_id}-{i}",
-        )
-        payload = encode_payload(event)
-        payloads.append(payload)
-        rows.append(new_row(event, account, payload=payload))
-    OutboxEvent.objects.bulk_create(rows, batch_size=2000)
-    record_s = time.monotonic() - started
-
-    # The sandbox's own capacity: the same batches posted straight from one httpx client.
-    url = f"{base_url}/ad_accounts/{ACCOUNT_ID}/events"
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    with httpx.Client(timeout=30) as http:
-        started = time.monotonic()
-        for i in range(0, n, 1000):
-            body = b'{"data":[' + ",".join(payloads[i : i + 1000]).encode() + b"]}"
-            http.post(url + "?test=true", content=body, headers=headers).raise_for_status()
-        sandbox_s = time.monotonic() - started
-
-    client.close_clients()
-    started = time.monotonic()
-    summary = delivery.flush(until_empty=True)
-    flush_s = time.monotonic() - started
-    sent = OutboxEvent.objects.filter(account=account, status=EventStatus.SENT).count()
-    return {
-        "database": connection.vendor,
-        "events": n,
-        "sent": sent,
-        "requests": summary.requests,
-        "flush_seconds": round(flush_s, 3),
-        "flush_events_per_s": round(sent / flush_s),
-        "sandbox_only_events_per_s": round(n / sandbox_s),
-        "flush_share_of_sandbox_capacity": round((sent / flush_s) / (n / sandbox_s), 3),
-        "record_events_per_s (bulk insert of prepared rows)": round(n / record_s),
-    }
-
+from bench.run import main  # noqa: E402  (after the path: run as a script)
 
 if __name__ == "__main__":
-    main()
+    main(["--only", "flush", *sys.argv[1:]])

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its demo and test extras (idempotent, quick when done).
+# Create .venv and install the project with its demo, test and bench extras (idempotent, quick
+# when done). The bench extra is the benchmark's comparison point (Pinterest's SDK), which the
+# suite's smoke test of bench/ also runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -15,6 +17,6 @@ stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "Installing the project and its dependencies into .venv…"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[demo,test]"
+    .venv/bin/python -m pip install --quiet -e ".[demo,test,bench]"
     touch "$stamp"
 fi

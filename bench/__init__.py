@@ -1,0 +1,1 @@
+"""Benchmarks of django-pinterest-capi: run them all with ``make bench`` (see README)."""
