@@ -29,6 +29,7 @@ from ..models import AdAccount, AttemptEvent, DeliveryAttempt, EventStatus, Outb
 from .claim import Claimed, db_now_plus
 from .policy import backoff_seconds, int_or_none
 from .summary import FlushSummary
+from .txn import bookkeeping
 
 logger = logging.getLogger("pinterest_capi.delivery")
 
@@ -80,7 +81,7 @@ class Bookkeeper:
         """
         self._outcomes = defaultdict(list)
         try:
-            with transaction.atomic(using=self.db):
+            with bookkeeping(self.db):
                 yield
                 for (status, reason), pks in self._outcomes.items():
                     transaction.on_commit(

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django.db.models import DateTimeField, ExpressionWrapper, Q, QuerySet, Subquery
 from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 
 from ..conf import app_settings
 from ..models import AdAccount, EventStatus, OutboxEvent, lease_lapsed, pending_due
+from .txn import bookkeeping
 
 
 def db_now_plus(seconds: float) -> ExpressionWrapper:
@@ -56,7 +57,7 @@ def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
         "lease_owner": owner,
         "lease_expires_at": db_now_plus(float(app_settings.LEASE_SECONDS)),
     }
-    with transaction.atomic(using=db):
+    with bookkeeping(db):
         accounts = list(AdAccount.objects.using(db).sendable().values_list("pk", flat=True))
         if not accounts:
             return owner, []

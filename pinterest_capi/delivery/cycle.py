@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from typing import Literal
 
-from django.db import DatabaseError, router, transaction
+from django.db import DatabaseError, router
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -27,6 +27,7 @@ from .policy import (
     retry_outcome,
 )
 from .summary import FlushSummary
+from .txn import bookkeeping
 
 logger = logging.getLogger("pinterest_capi.delivery")
 
@@ -67,7 +68,7 @@ class FlushCycle:
             token = account.get_token()
         except TokenDecryptionError as exc:
             reason = f"Token cannot be decrypted: {exc}."
-            with transaction.atomic(using=self.db):
+            with bookkeeping(self.db):
                 self.books.record_attempt(
                     account, rows, None, timezone.now(), AttemptOutcome.CONFIG_ERROR, error=reason
                 )
@@ -140,7 +141,7 @@ class FlushCycle:
         if status in AUTH_REASONS:
             detail = result.message
             reason = f"{AUTH_REASONS[status]}: {detail}" if detail else AUTH_REASONS[status]
-            with transaction.atomic(using=self.db):
+            with bookkeeping(self.db):
                 books.record_attempt(
                     account, batch, result, started, AttemptOutcome.AUTH_ERROR, label="retry"
                 )
@@ -149,7 +150,7 @@ class FlushCycle:
             return STOP_ACCOUNT
         if status == 429:
             pause = rate_limit_pause(result)
-            with transaction.atomic(using=self.db):
+            with bookkeeping(self.db):
                 books.record_attempt(
                     account, batch, result, started, AttemptOutcome.RATE_LIMITED, label="retry"
                 )
