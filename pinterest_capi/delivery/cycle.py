@@ -38,10 +38,19 @@ Verdict = Literal["stop_account"] | list[list[Claimed]] | None
 class FlushCycle:
     """Sends what one claim leased; never raises for an API problem."""
 
-    def __init__(self, owner: str, rows: list[Claimed]) -> None:
+    def __init__(
+        self,
+        owner: str,
+        rows: list[Claimed],
+        *,
+        claimed_at: float | None = None,
+        recheck_accounts: bool = False,
+    ) -> None:
         self.rows = rows
+        self.recheck_accounts = recheck_accounts
         self.summary = FlushSummary(claimed=len(rows), cycles=1)
-        self.claimed_at = time.monotonic()
+        # time.monotonic() when the claim began (the lease runs from then)
+        self.claimed_at = time.monotonic() if claimed_at is None else claimed_at
         self.db = router.db_for_write(OutboxEvent)
         self.books = Bookkeeper(self.db, owner, self.summary)
 
@@ -49,10 +58,17 @@ class FlushCycle:
         by_account: dict[int, list[Claimed]] = defaultdict(list)
         for row in self.rows:
             by_account[row.account_id].append(row)
-        accounts = AdAccount.objects.using(self.db).in_bulk(list(by_account))
+        accounts = AdAccount.objects.using(self.db)
+        if self.recheck_accounts:
+            # Rows claimed ahead (during the previous cycle): a pause or an auth problem
+            # written since (by that cycle, another worker, an operator) holds.
+            accounts = accounts.sendable()
+        accounts = accounts.in_bulk(list(by_account))
         for account_id, rows in by_account.items():
             account = accounts.get(account_id)
-            if account is not None:  # None: deleted meanwhile, its rows went with it
+            if account is None:  # deleted meanwhile (its rows went with it), or paused
+                self.books.release(rows)
+            else:
                 self._send_account(account, rows)
         return self.summary
 
