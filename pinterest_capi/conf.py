@@ -27,6 +27,11 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 1000,
     # Rows one flush cycle claims at most (split into batches per account).
     "CLAIM_SIZE": 5000,
+    # PostgreSQL: commit the flush's claim/result transactions waiting for the WAL flush
+    # (True), or not (False: much faster; a database crash may forget the last moments of
+    # bookkeeping, and those events are resent with the same event_id, which Pinterest
+    # deduplicates). Never applies to the shop's own transactions.
+    "SYNCHRONOUS_BOOKKEEPING": False,
     # httpx timeouts in seconds, and an overall deadline per request.
     "CONNECT_TIMEOUT": 5.0,
     "READ_TIMEOUT": 20.0,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from django.db import connections, router, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, Q, QuerySet
+from django.db import connections, router
+from django.db.models import DateTimeField, ExpressionWrapper, Q, QuerySet, Subquery
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 
 from ..conf import app_settings
-from ..models import EventStatus, OutboxEvent
+from ..models import AdAccount, EventStatus, OutboxEvent, lease_lapsed, pending_due
+from .txn import bookkeeping
 
 
 def db_now_plus(seconds: float) -> ExpressionWrapper:
@@ -31,36 +34,93 @@ class Claimed:
 
 def sendable_due_rows() -> QuerySet[OutboxEvent]:
     """Due rows of accounts that may send now (active, no auth problem, not paused)."""
-    return OutboxEvent.objects.due().filter(
-        Q(account__active=True, account__auth_error=""),
-        Q(account__paused_until__isnull=True) | Q(account__paused_until__lte=Now()),
-    )
+    return OutboxEvent.objects.due().filter(account__in=AdAccount.objects.sendable())
 
 
 def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
-    """Lease up to ``limit`` due rows to a new owner token; return (owner, rows)."""
+    """Lease up to ``limit`` due rows to a new owner token; return (owner, rows) by pk.
+
+    Rows whose lease lapsed (a worker died) come first, then pending rows in
+    ``(next_attempt_at, id)`` order.  Each kind is one statement where the backend has
+    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35): ``UPDATE … WHERE pk IN (SELECT …
+    ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING …`` selects, leases and reads the
+    rows in one round trip.  The sendable accounts are read first (a tiny table) so each
+    statement reads one partial index in order and stops after ``n`` rows; the join it
+    replaced made PostgreSQL sort the whole backlog on every claim.  The lease expiry is
+    ``NOW() + LEASE_SECONDS`` on the DB clock.
+    """
     owner = owner or uuid.uuid4().hex
     db = router.db_for_write(OutboxEvent)
-    lease = float(app_settings.LEASE_SECONDS)
-    with transaction.atomic(using=db):
-        candidates = sendable_due_rows().using(db).order_by("next_attempt_at", "pk")
-        if connections[db].features.has_select_for_update_skip_locked:
-            # OF self: lock outbox rows only, never the joined account rows.
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        ids = list(candidates.values_list("pk", flat=True)[:limit])
-        if not ids:
+    connection = connections[db]
+    lease_values = {
+        "status": EventStatus.IN_FLIGHT,
+        "lease_owner": owner,
+        "lease_expires_at": db_now_plus(float(app_settings.LEASE_SECONDS)),
+    }
+    with bookkeeping(db):
+        accounts = list(AdAccount.objects.using(db).sendable().values_list("pk", flat=True))
+        if not accounts:
             return owner, []
-        # Conditional UPDATE: re-checks "due" so a row another worker took meanwhile is skipped.
-        OutboxEvent.objects.using(db).filter(pk__in=ids).due().update(
-            status=EventStatus.IN_FLIGHT,
-            lease_owner=owner,
-            lease_expires_at=db_now_plus(lease),
-        )
-    rows = [
-        Claimed(pk=pk, account_id=account_id, payload=payload, attempts=attempts)
-        for pk, account_id, payload, attempts in OutboxEvent.objects.using(db)
+        if not connection.features.can_return_columns_from_insert:
+            return owner, _claim_two_steps(db, owner, limit, lease_values)
+        rows: list[Claimed] = []
+        for due in (lease_lapsed(), pending_due()):
+            if len(rows) < limit:
+                rows += _claim_returning(db, accounts, due, limit - len(rows), lease_values)
+    rows.sort(key=lambda row: row.pk)
+    return owner, rows
+
+
+def _candidates(db: str, accounts: list[int], due: Q) -> QuerySet[OutboxEvent]:
+    rows = (
+        OutboxEvent.objects.using(db)
+        .filter(due, account_id__in=accounts)
+        .order_by("next_attempt_at", "pk")
+    )
+    if connections[db].features.has_select_for_update_skip_locked:
+        rows = rows.select_for_update(skip_locked=True)
+    return rows
+
+
+_RETURNED = ("id", "account_id", "payload", "attempts")
+
+
+def _claim_returning(
+    db: str, accounts: list[int], due: Q, limit: int, values: dict[str, Any]
+) -> list[Claimed]:
+    """One ``UPDATE … RETURNING``: the ORM compiles the UPDATE, RETURNING is appended.
+
+    The outer re-check of ``due`` is belt and braces: on PostgreSQL the locking
+    subquery already re-evaluates its conditions on the newest version of a row it locks.
+    """
+    candidates = _candidates(db, accounts, due).values("pk")[:limit]
+    rows = OutboxEvent.objects.using(db).filter(due, pk__in=Subquery(candidates))
+    query = rows.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(db).as_sql()
+    qn = connections[db].ops.quote_name
+    meta = OutboxEvent._meta
+    returning = ", ".join(qn(meta.get_field(name).column) for name in _RETURNED)
+    with connections[db].cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {returning}", params)
+        return [Claimed(*row) for row in cursor.fetchall()]
+
+
+def _claim_two_steps(db: str, owner: str, limit: int, values: dict[str, Any]) -> list[Claimed]:
+    """Backends without RETURNING: pick ids, lease them conditionally, read them back."""
+    candidates = sendable_due_rows().using(db).order_by("next_attempt_at", "pk")
+    if connections[db].features.has_select_for_update_skip_locked:
+        # OF self: lock outbox rows only, never the joined account rows.
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    ids = list(candidates.values_list("pk", flat=True)[:limit])
+    if not ids:
+        return []
+    # Conditional UPDATE: re-checks "due" so a row another worker took meanwhile is skipped.
+    OutboxEvent.objects.using(db).filter(pk__in=ids).due().update(**values)
+    return [
+        Claimed(*row)
+        for row in OutboxEvent.objects.using(db)
         .filter(lease_owner=owner, status=EventStatus.IN_FLIGHT)
         .order_by("pk")
         .values_list("pk", "account_id", "payload", "attempts")
     ]
-    return owner, rows

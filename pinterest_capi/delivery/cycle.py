@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from typing import Literal
 
-from django.db import DatabaseError, router, transaction
+from django.db import DatabaseError, router
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -27,6 +27,7 @@ from .policy import (
     retry_outcome,
 )
 from .summary import FlushSummary
+from .txn import bookkeeping
 
 logger = logging.getLogger("pinterest_capi.delivery")
 
@@ -37,10 +38,19 @@ Verdict = Literal["stop_account"] | list[list[Claimed]] | None
 class FlushCycle:
     """Sends what one claim leased; never raises for an API problem."""
 
-    def __init__(self, owner: str, rows: list[Claimed]) -> None:
+    def __init__(
+        self,
+        owner: str,
+        rows: list[Claimed],
+        *,
+        claimed_at: float | None = None,
+        recheck_accounts: bool = False,
+    ) -> None:
         self.rows = rows
+        self.recheck_accounts = recheck_accounts
         self.summary = FlushSummary(claimed=len(rows), cycles=1)
-        self.claimed_at = time.monotonic()
+        # time.monotonic() when the claim began (the lease runs from then)
+        self.claimed_at = time.monotonic() if claimed_at is None else claimed_at
         self.db = router.db_for_write(OutboxEvent)
         self.books = Bookkeeper(self.db, owner, self.summary)
 
@@ -48,10 +58,17 @@ class FlushCycle:
         by_account: dict[int, list[Claimed]] = defaultdict(list)
         for row in self.rows:
             by_account[row.account_id].append(row)
-        accounts = AdAccount.objects.using(self.db).in_bulk(list(by_account))
+        accounts = AdAccount.objects.using(self.db)
+        if self.recheck_accounts:
+            # Rows claimed ahead (during the previous cycle): a pause or an auth problem
+            # written since (by that cycle, another worker, an operator) holds.
+            accounts = accounts.sendable()
+        accounts = accounts.in_bulk(list(by_account))
         for account_id, rows in by_account.items():
             account = accounts.get(account_id)
-            if account is not None:  # None: deleted meanwhile, its rows went with it
+            if account is None:  # deleted meanwhile (its rows went with it), or paused
+                self.books.release(rows)
+            else:
                 self._send_account(account, rows)
         return self.summary
 
@@ -67,7 +84,7 @@ class FlushCycle:
             token = account.get_token()
         except TokenDecryptionError as exc:
             reason = f"Token cannot be decrypted: {exc}."
-            with transaction.atomic(using=self.db):
+            with bookkeeping(self.db):
                 self.books.record_attempt(
                     account, rows, None, timezone.now(), AttemptOutcome.CONFIG_ERROR, error=reason
                 )
@@ -140,7 +157,7 @@ class FlushCycle:
         if status in AUTH_REASONS:
             detail = result.message
             reason = f"{AUTH_REASONS[status]}: {detail}" if detail else AUTH_REASONS[status]
-            with transaction.atomic(using=self.db):
+            with bookkeeping(self.db):
                 books.record_attempt(
                     account, batch, result, started, AttemptOutcome.AUTH_ERROR, label="retry"
                 )
@@ -149,7 +166,7 @@ class FlushCycle:
             return STOP_ACCOUNT
         if status == 429:
             pause = rate_limit_pause(result)
-            with transaction.atomic(using=self.db):
+            with bookkeeping(self.db):
                 books.record_attempt(
                     account, batch, result, started, AttemptOutcome.RATE_LIMITED, label="retry"
                 )

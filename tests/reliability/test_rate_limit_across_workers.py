@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from pinterest_capi.sandbox import Fault
+
 from . import harness
 
 PER_MINUTE = 60
@@ -18,6 +20,9 @@ SLACK = 0.25  # seconds from taking a slot (DB clock) to arriving at the sandbox
 def test_rate_limit_across_three_workers(rel_db, sandbox, stopwatch):
     db = rel_db
     ids = db.call("seed_events", ad_account_id=harness.ACCOUNT_ID, count=EVENTS)
+    # Each answer takes a moment, so one worker cannot spend a whole window's budget before the
+    # others' next round (a fast flush did: [48, 0, 0]); arrival times are taken before it.
+    sandbox.faults.add(Fault(latency=0.05))
     arrivals = harness.ArrivalClock(sandbox.ledger)
     workers = [harness.loop_worker(db, f"worker-{n}", OVERRIDES, deadline=90) for n in range(3)]
     summaries = [w.result(timeout=120) for w in workers]
