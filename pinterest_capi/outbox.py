@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Q, QuerySet
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from .models import AdAccount, EventStatus, OutboxEvent
 
@@ -29,18 +31,22 @@ def encode_payload(event: Mapping[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
 
 
+def event_columns(event: Mapping[str, Any], *, payload: str | None = None) -> dict[str, Any]:
+    """The outbox columns that come from ``event`` (an API event dict), by attribute name."""
+    return {
+        "event_id": event["event_id"],
+        "event_name": event["event_name"],
+        "event_time": event["event_time"],
+        "order_id": str((event.get("custom_data") or {}).get("order_id") or ""),
+        "payload": payload if payload is not None else encode_payload(event),
+    }
+
+
 def new_row(
-    event: Mapping[str, Any], account: AdAccount | None, *, payload: str | None = None
+    event: Mapping[str, Any], account: AdAccount, *, payload: str | None = None
 ) -> OutboxEvent:
     """An unsaved outbox row for ``event`` (an API event dict) and one account."""
-    return OutboxEvent(
-        account=account,
-        event_id=event["event_id"],
-        event_name=event["event_name"],
-        event_time=event["event_time"],
-        order_id=str((event.get("custom_data") or {}).get("order_id") or ""),
-        payload=payload if payload is not None else encode_payload(event),
-    )
+    return OutboxEvent(account=account, **event_columns(event, payload=payload))
 
 
 def record(
@@ -89,10 +95,17 @@ def record_for_tenant(
     """
     db = using or router.db_for_write(OutboxEvent)
     connection = connections[db]
-    sql, fields = _tenant_insert_sql(connection)
-    template = new_row(event, None)  # account_id comes from the SELECT
-    values = {f.attname: f.pre_save(template, True) for f in fields}
-    params = [f.get_db_prep_save(values[f.attname], connection) for f in fields]
+    sql, plan = _tenant_insert_sql(connection)
+    columns = event_columns(event)
+    now = timezone.now()
+    values: dict[str, Any] = {}
+    params: list[Any] = []
+    for field, kind, value, param in plan:  # constants were prepared once, with the statement
+        if kind is not _CONSTANT:
+            value = columns[field.attname] if kind is _FROM_EVENT else now
+            param = field.get_db_prep_save(value, connection)
+        values[field.attname] = value
+        params.append(param)
     params += [tenant, True]
     returning = connection.features.can_return_rows_from_bulk_insert
     if savepoint and connection.in_atomic_block:
@@ -128,11 +141,32 @@ def _recorded_for_tenant(event: Mapping[str, Any], tenant: str, db: str) -> list
     )
 
 
-# (alias, vendor) -> the INSERT … SELECT statement and the fields of its parameters.
-_TENANT_INSERT: dict[tuple[str, str], tuple[str, list[Field[Any, Any]]]] = {}
+# How each parameter of the tenant insert gets its value: from the event, the clock (auto_now
+# fields) or a constant default (status, attempts, empty texts), prepared once.
+_FROM_EVENT, _NOW, _CONSTANT = "event", "now", "constant"
+_Plan = list[tuple[Any, str, Any, Any]]  # (field, kind, value, prepared value)
+
+# (alias, vendor) -> the INSERT … SELECT statement and the plan of its parameters.
+_TENANT_INSERT: dict[tuple[str, str], tuple[str, _Plan]] = {}
 
 
-def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, list[Field[Any, Any]]]:
+def _parameter_plan(fields: list[Field[Any, Any]], connection: BaseDatabaseWrapper) -> _Plan:
+    from_event = set(event_columns({"event_id": "", "event_name": "", "event_time": 0}, payload=""))
+    plan: _Plan = []
+    for field in fields:
+        if field.attname in from_event:
+            plan.append((field, _FROM_EVENT, None, None))
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            plan.append((field, _NOW, None, None))
+        elif field.has_default() and callable(field.default):
+            raise ImproperlyConfigured(f"{field}: a callable default has no place in the outbox")
+        else:
+            value = field.get_default()
+            plan.append((field, _CONSTANT, value, field.get_db_prep_save(value, connection)))
+    return plan
+
+
+def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     """The statement of :func:`record_for_tenant` for this database, built once per process.
 
     Every concrete column is given except the primary key and those with a database default
@@ -180,8 +214,8 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, list[Field
     )
     if connection.features.can_return_rows_from_bulk_insert:
         sql += " RETURNING {}, {}".format(qn(meta.pk.column), qn(meta.get_field("account").column))
-    _TENANT_INSERT[key] = (sql, fields)
-    return sql, fields
+    _TENANT_INSERT[key] = (sql, _parameter_plan(fields, connection))
+    return _TENANT_INSERT[key]
 
 
 def _nudge() -> None:
