@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Q, QuerySet
@@ -102,7 +101,10 @@ def record_for_tenant(
     params: list[Any] = []
     for field, kind, value, param in plan:  # constants were prepared once, with the statement
         if kind is not _CONSTANT:
-            value = columns[field.attname] if kind is _FROM_EVENT else now
+            if kind is _FROM_EVENT:
+                value = columns[field.attname]
+            else:
+                value = now if kind is _NOW else field.get_default()
             param = field.get_db_prep_save(value, connection)
         values[field.attname] = value
         params.append(param)
@@ -142,8 +144,9 @@ def _recorded_for_tenant(event: Mapping[str, Any], tenant: str, db: str) -> list
 
 
 # How each parameter of the tenant insert gets its value: from the event, the clock (auto_now
-# fields) or a constant default (status, attempts, empty texts), prepared once.
-_FROM_EVENT, _NOW, _CONSTANT = "event", "now", "constant"
+# fields) or a constant default (status, attempts, empty texts), prepared once, with the
+# statement (a column added with a callable default gets a fresh value per row).
+_FROM_EVENT, _NOW, _CALL, _CONSTANT = "event", "now", "call", "constant"
 _Plan = list[tuple[Any, str, Any, Any]]  # (field, kind, value, prepared value)
 
 # (alias, vendor) -> the INSERT … SELECT statement and the plan of its parameters.
@@ -159,7 +162,7 @@ def _parameter_plan(fields: list[Field[Any, Any]], connection: BaseDatabaseWrapp
         elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             plan.append((field, _NOW, None, None))
         elif field.has_default() and callable(field.default):
-            raise ImproperlyConfigured(f"{field}: a callable default has no place in the outbox")
+            plan.append((field, _CALL, None, None))  # a fresh default per row
         else:
             value = field.get_default()
             plan.append((field, _CONSTANT, value, field.get_db_prep_save(value, connection)))
