@@ -38,19 +38,23 @@ def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def checkout_from_order(*, order: Any, request: Any = None, **_: Any) -> dict[str, Any]:
+def checkout_from_order(
+    *, order: Any, lines: Any = None, request: Any = None, **_: Any
+) -> dict[str, Any]:
     """``checkout`` from an order with ``number, total, currency, email, lines`` …
 
     Reads ``order.number`` (event_id ``checkout-<number>`` and ``order_id``),
     ``total``, ``currency``, ``email``, ``phone``, ``first_name``, ``last_name``,
     ``city``, ``postcode``, ``country``, ``user_id`` and per line of
     ``order.lines``: ``sku``/``product_id``, ``product_name``/``name``,
-    ``unit_price``/``price``, ``quantity``, ``category``, ``brand``.
+    ``unit_price``/``price``, ``quantity``, ``category``, ``brand``.  A signal that
+    carries the lines itself (``lines=[…]``, what the shop just wrote) spares the query of
+    ``order.lines`` inside the shop's checkout.
     """
     number = str(_get(order, "number", "pk"))
     contents = []
     num_items = 0
-    for line in _items(getattr(order, "lines", None)):
+    for line in _items(lines if lines is not None else getattr(order, "lines", None)):
         quantity = int(_get(line, "quantity", default=1))
         num_items += quantity
         contents.append(

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections, transaction
-from django.db.models import Q, QuerySet
+from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Q, QuerySet
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from .models import AdAccount, EventStatus, OutboxEvent
 
@@ -28,18 +30,22 @@ def encode_payload(event: Mapping[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
 
 
+def event_columns(event: Mapping[str, Any], *, payload: str | None = None) -> dict[str, Any]:
+    """The outbox columns that come from ``event`` (an API event dict), by attribute name."""
+    return {
+        "event_id": event["event_id"],
+        "event_name": event["event_name"],
+        "event_time": event["event_time"],
+        "order_id": str((event.get("custom_data") or {}).get("order_id") or ""),
+        "payload": payload if payload is not None else encode_payload(event),
+    }
+
+
 def new_row(
     event: Mapping[str, Any], account: AdAccount, *, payload: str | None = None
 ) -> OutboxEvent:
     """An unsaved outbox row for ``event`` (an API event dict) and one account."""
-    return OutboxEvent(
-        account=account,
-        event_id=event["event_id"],
-        event_name=event["event_name"],
-        event_time=event["event_time"],
-        order_id=str((event.get("custom_data") or {}).get("order_id") or ""),
-        payload=payload if payload is not None else encode_payload(event),
-    )
+    return OutboxEvent(account=account, **event_columns(event, payload=payload))
 
 
 def record(
@@ -64,6 +70,155 @@ def record(
             account__in=accounts, event_name=event["event_name"], event_id=event["event_id"]
         )
     )
+
+
+def record_for_tenant(
+    event: Mapping[str, Any], *, tenant: str, using: str | None = None, savepoint: bool = True
+) -> list[OutboxEvent]:
+    """Insert ``event`` once per *active* ad account of ``tenant``: the recording hot path.
+
+    One statement does it, ``INSERT … SELECT … FROM adaccount WHERE tenant = … AND active``
+    (ignoring conflicts, ``RETURNING`` the new rows' ids): the accounts are read by the very
+    statement that writes, so an account deactivated or deleted a moment ago (in any process)
+    gets nothing, with no cache to invalidate, and nothing is read back in the common case.
+    :func:`track` spent most of its time in the separate account query, the ORM's
+    ``bulk_create`` and the read back of the rows it had just written.
+
+    Returns the rows newly written; when none was (the event was recorded before, or the
+    tenant has no active account), the rows already recorded for the tenant's active accounts
+    (``[]`` when there are none).  Like :func:`record` it runs in the caller's transaction;
+    there, ``savepoint`` (default) keeps a failed insert from aborting the caller's
+    transaction on PostgreSQL: a caller that already runs this in a savepoint of its own (the
+    signal receivers) passes False to save a round trip.  The flush is nudged on commit when a
+    row was written.
+    """
+    db = using or router.db_for_write(OutboxEvent)
+    connection = connections[db]
+    sql, plan = _tenant_insert_sql(connection)
+    columns = event_columns(event)
+    now = timezone.now()
+    values: dict[str, Any] = {}
+    params: list[Any] = []
+    for field, kind, value, param in plan:  # constants were prepared once, with the statement
+        if kind is not _CONSTANT:
+            if kind is _FROM_EVENT:
+                value = columns[field.attname]
+            else:
+                value = now if kind is _NOW else field.get_default()
+            param = field.get_db_prep_save(value, connection)
+        values[field.attname] = value
+        params.append(param)
+    params += [tenant, True]
+    returning = connection.features.can_return_rows_from_bulk_insert
+    if savepoint and connection.in_atomic_block:
+        with transaction.atomic(using=db), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            new = cursor.fetchall() if returning else []
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            new = cursor.fetchall() if returning else []
+    if not returning:  # no RETURNING on this backend: read what is there
+        new_or_old = _recorded_for_tenant(event, tenant, db)
+        if new_or_old:
+            transaction.on_commit(_nudge, using=db)
+        return new_or_old
+    if not new:
+        return _recorded_for_tenant(event, tenant, db)
+    transaction.on_commit(_nudge, using=db)
+    names = ["id", "account_id", *values]
+    return [
+        OutboxEvent.from_db(db, names, [pk, account_id, *values.values()]) for pk, account_id in new
+    ]
+
+
+def _recorded_for_tenant(event: Mapping[str, Any], tenant: str, db: str) -> list[OutboxEvent]:
+    return list(
+        OutboxEvent.objects.using(db).filter(
+            account__tenant=tenant,
+            account__active=True,
+            event_name=event["event_name"],
+            event_id=event["event_id"],
+        )
+    )
+
+
+# How each parameter of the tenant insert gets its value: from the event, the clock (auto_now
+# fields) or a constant default (status, attempts, empty texts), prepared once, with the
+# statement (a column added with a callable default gets a fresh value per row).
+_FROM_EVENT, _NOW, _CALL, _CONSTANT = "event", "now", "call", "constant"
+_Plan = list[tuple[Any, str, Any, Any]]  # (field, kind, value, prepared value)
+
+# (alias, vendor) -> the INSERT … SELECT statement and the plan of its parameters.
+_TENANT_INSERT: dict[tuple[str, str], tuple[str, _Plan]] = {}
+
+
+def _parameter_plan(fields: list[Field[Any, Any]], connection: BaseDatabaseWrapper) -> _Plan:
+    from_event = set(event_columns({"event_id": "", "event_name": "", "event_time": 0}, payload=""))
+    plan: _Plan = []
+    for field in fields:
+        if field.attname in from_event:
+            plan.append((field, _FROM_EVENT, None, None))
+        elif getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            plan.append((field, _NOW, None, None))
+        elif field.has_default() and callable(field.default):
+            plan.append((field, _CALL, None, None))  # a fresh default per row
+        else:
+            value = field.get_default()
+            plan.append((field, _CONSTANT, value, field.get_db_prep_save(value, connection)))
+    return plan
+
+
+def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
+    """The statement of :func:`record_for_tenant` for this database, built once per process.
+
+    Every concrete column is given except the primary key and those with a database default
+    (created_at, next_attempt_at: the database clock).  PostgreSQL types a bare parameter in a
+    SELECT list as text, so non-text parameters are cast to their column type (text ones are
+    not: an explicit cast to ``varchar(n)`` would truncate silently where the assignment
+    raises).
+    """
+    key = (connection.alias, connection.vendor)
+    if key in _TENANT_INSERT:
+        return _TENANT_INSERT[key]
+    qn = connection.ops.quote_name
+    meta, accounts = OutboxEvent._meta, AdAccount._meta
+    columns = [f for f in meta.concrete_fields if not f.primary_key and not f.has_db_default()]
+    fields = [f for f in columns if f.name != "account"]
+    account_table = qn(accounts.db_table)
+    text_types = {"CharField", "TextField"}
+
+    def placeholder(field: Field[Any, Any]) -> str:
+        if connection.vendor == "postgresql" and field.get_internal_type() not in text_types:
+            return f"CAST(%s AS {field.db_type(connection)})"
+        return "%s"
+
+    select = [
+        f"{account_table}.{qn(accounts.pk.column)}" if f.name == "account" else placeholder(f)
+        for f in columns
+    ]
+    sql = (
+        (
+            "{insert} {table} ({columns}) SELECT {select} FROM {accounts} "
+            "WHERE {accounts}.{tenant} = %s AND {accounts}.{active} = %s {suffix}"
+        )
+        .format(
+            insert=connection.ops.insert_statement(on_conflict=OnConflict.IGNORE),
+            table=qn(meta.db_table),
+            columns=", ".join(qn(f.column) for f in columns),
+            select=", ".join(select),
+            accounts=account_table,
+            tenant=qn(accounts.get_field("tenant").column),
+            active=qn(accounts.get_field("active").column),
+            suffix=connection.ops.on_conflict_suffix_sql(columns, OnConflict.IGNORE, None, None)
+            or "",
+        )
+        .rstrip()
+    )
+    if connection.features.can_return_rows_from_bulk_insert:
+        sql += " RETURNING {}, {}".format(qn(meta.pk.column), qn(meta.get_field("account").column))
+    _TENANT_INSERT[key] = (sql, _parameter_plan(fields, connection))
+    return _TENANT_INSERT[key]
 
 
 def _nudge() -> None:

@@ -134,7 +134,7 @@ def record_from_signal(mapper: str | Mapper, **kwargs: Any) -> list[Any]:
     refused, or something failed and was logged).
     """
     from .models import OutboxEvent
-    from .tracking import track
+    from .tracking import record_event
 
     name = mapper_name(mapper)
     try:
@@ -148,7 +148,8 @@ def record_from_signal(mapper: str | Mapper, **kwargs: Any) -> list[Any]:
                     "a mapper returns None or a dict of track() arguments with 'event_name'."
                 )
             spec = dict(spec)
-            return track(spec.pop("event_name"), **spec)
+            # Already in a savepoint: the insert need not open one of its own.
+            return record_event(spec.pop("event_name"), savepoint=False, **spec)
     except MissingIdentifierError:
         logger.info(
             "Pinterest event skipped (mapper %s): no email, MAIDs, or IP address and user agent.",

@@ -322,7 +322,8 @@ def test_order_placed_fires_once_inside_the_transaction_after_the_lines(client, 
     [call] = recorded["order"]
     order = Order.objects.get()
     assert call["in_atomic"] is True and call["sender"] is Order
-    assert set(call) == {"sender", "in_atomic", "line_count", "order", "request"}
+    assert set(call) == {"sender", "in_atomic", "line_count", "order", "lines", "request"}
+    assert sorted(line.sku for line in call["lines"]) == ["GD-3001", "KT-2002"]
     assert call["order"] == order and call["order"].number == order.number
     assert call["line_count"] == 2  # the lines exist when the signal is sent
     assert call["order"].total == Decimal("79.00")

@@ -116,7 +116,7 @@ def place_order(request: HttpRequest | None, cart: Cart, customer: Mapping[str, 
         # From the primary key: unique without a lock, increasing, "1001" for the first order.
         order.number = str(Order.NUMBER_OFFSET + order.pk)
         order.save(update_fields=["number"])
-        OrderLine.objects.bulk_create(
+        order_lines = OrderLine.objects.bulk_create(
             OrderLine(
                 order=order,
                 product=line.product,
@@ -130,7 +130,8 @@ def place_order(request: HttpRequest | None, cart: Cart, customer: Mapping[str, 
             for line in lines
         )
         cart.lines.all().delete()
-        order_placed.send(sender=Order, order=order, request=request)
+        # The lines go along: a listener need not query what the shop has in hand.
+        order_placed.send(sender=Order, order=order, lines=order_lines, request=request)
     session = getattr(request, "session", None)
     if session is not None:
         session[LAST_ORDER_SESSION_KEY] = order.number
