@@ -573,8 +573,8 @@ def test_make_event_id_is_deterministic_with_a_key():
 def test_event_name_rules():
     assert event(event_name=" page_visit ")["event_name"] == "page_visit"
     assert event(event_name="my_custom_thing")["event_name"] == "my_custom_thing"
-    assert event(event_name="x" * 100)
-    for bad in ("", "   ", "x" * 101, None):
+    assert event(event_name="x" * 64)  # the outbox column's size
+    for bad in ("", "   ", "x" * 65, None):
         with raises("event_name"):
             event(event_name=bad)
 

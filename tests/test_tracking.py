@@ -78,6 +78,29 @@ def test_bad_input_names_the_field_and_writes_nothing():
     assert OutboxEvent.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"event_name": "x" * 65}, "event_name"),
+        ({"event_id": "e" * 256}, "event_id"),
+        ({"custom_data": {"order_id": "o" * 256}}, "custom_data.order_id"),
+    ],
+)
+def test_values_longer_than_their_outbox_column_are_refused_naming_the_field(kwargs, field):
+    """Not a database error (PostgreSQL) nor a value kept whole (SQLite): the field named."""
+    add_account()
+    call = {"event_name": "checkout", "user_data": {"em": EMAIL}} | kwargs
+    with pytest.raises(InvalidEventError) as err:
+        with transaction.atomic():
+            track(**call)
+    assert err.value.field == field
+    assert OutboxEvent.objects.count() == 0
+    # The longest values the columns hold are recorded.
+    longest = {"event_name": "x" * 64, "event_id": "e" * 255}.get(field)
+    if longest:
+        assert track(**(call | {field: longest}))
+
+
 def test_no_active_account_records_nothing_and_says_so(caplog):
     assert track("signup", tenant="nobody", user_data={"em": EMAIL}) == []
     assert "No active Pinterest ad account for tenant 'nobody'" in caplog.text

@@ -35,9 +35,6 @@ INVALID = "invalid"
 STATUSES = (RECORDED, VALID, DUPLICATE, INVALID)
 
 MAX_EVENTS = 1000  # Pinterest's own limit per request; the same here
-# Column sizes of OutboxEvent: longer values would fail in the database, not here.
-_MAX_LENGTHS = {"event_name": 64, "event_id": 255}
-_MAX_ORDER_ID = 255
 _NAMED_FIELDS = ("event_name", "action_source", "event_time", "event_id", "user_data")
 
 
@@ -107,14 +104,12 @@ def build_api_event(raw: Any, *, now: float) -> dict[str, Any]:
     for name in ("event_name", "action_source", "event_id"):
         if not isinstance(raw[name], str):
             raise InvalidEventError(name, "must be a string")
-        if name in _MAX_LENGTHS and len(raw[name].strip()) > _MAX_LENGTHS[name]:
-            raise InvalidEventError(name, f"is longer than {_MAX_LENGTHS[name]} characters")
     if type(raw["event_time"]) is not int:
         raise InvalidEventError("event_time", "must be an integer (Unix seconds)")
     if not isinstance(raw["user_data"], Mapping):
         raise InvalidEventError("user_data", "must be an object")
     extra = {key: value for key, value in raw.items() if key not in _NAMED_FIELDS}
-    event = events.build_event(
+    return events.build_event(
         raw["event_name"],
         user_data=raw["user_data"],
         custom_data=extra.pop("custom_data", None),
@@ -126,12 +121,6 @@ def build_api_event(raw: Any, *, now: float) -> dict[str, Any]:
         now=now,
         **extra,
     )
-    order_id = (event.get("custom_data") or {}).get("order_id") or ""
-    if len(str(order_id)) > _MAX_ORDER_ID:
-        raise InvalidEventError(
-            "custom_data.order_id", f"is longer than {_MAX_ORDER_ID} characters"
-        )
-    return event
 
 
 def _already_recorded(tenant: str, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -17,8 +17,10 @@ from .fields import (
     ACTION_SOURCES,
     EVENT_FIELDS,
     MAX_EVENT_AGE,
+    MAX_EVENT_ID_LENGTH,
     MAX_EVENT_NAME_LENGTH,
     MAX_FUTURE_SKEW,
+    MAX_ORDER_ID_LENGTH,
 )
 from .hashing import normalise_user_data
 from .validation import validate_event
@@ -94,6 +96,8 @@ def build_event(
         event_id = make_event_id(event_name)
     elif not isinstance(event_id, str) or not event_id.strip():
         raise InvalidEventError("event_id", "must be a non-empty string")
+    if len(event_id.strip()) > MAX_EVENT_ID_LENGTH:
+        raise InvalidEventError("event_id", f"is longer than {MAX_EVENT_ID_LENGTH} characters")
     event: dict[str, Any] = {
         "event_name": event_name,
         "action_source": action_source,
@@ -102,6 +106,10 @@ def build_event(
         "user_data": normalise_user_data(user_data, default_phone_region=default_phone_region),
     }
     custom = normalise_custom_data(custom_data) or None
+    if custom and len(str(custom.get("order_id") or "")) > MAX_ORDER_ID_LENGTH:
+        raise InvalidEventError(
+            "custom_data.order_id", f"is longer than {MAX_ORDER_ID_LENGTH} characters"
+        )
     optional = {"event_source_url": event_source_url, "custom_data": custom, **fields}
     for name, value in optional.items():
         if name not in EVENT_FIELDS:

@@ -80,7 +80,11 @@ _DEVICE_INFO: dict[str, Any] = {
 }
 _INFO_SPECS = {"app_info": _APP_INFO, "device_info": _DEVICE_INFO}
 
-MAX_EVENT_NAME_LENGTH = 100
+# Column sizes of OutboxEvent: a longer value is refused here, naming the field, rather than
+# failing in the database (PostgreSQL) or being kept whole where it should not (SQLite).
+MAX_EVENT_NAME_LENGTH = 64
+MAX_EVENT_ID_LENGTH = 255
+MAX_ORDER_ID_LENGTH = 255
 MAX_EVENT_AGE = 7 * 24 * 3600  # seconds: Pinterest fails older events
 MAX_FUTURE_SKEW = 5 * 60  # seconds of clock skew tolerated; Pinterest's future rule is unsure
 _MILLISECONDS_THRESHOLD = 10**11  # Unix seconds reach 1e11 only in the year 5138
