@@ -21,32 +21,19 @@ from django.utils.translation import ngettext
 
 from .. import apikeys
 from ..models import ApiKey
-from ..permissions import Tenants, request_tenants
+from ..permissions import request_tenants
 from .common import ADMIN_CSS
-from .tenancy import TenantListFilter, TenantScopedAdminMixin
+from .tenancy import TenantCheckedFormMixin, TenantListFilter, TenantScopedAdminMixin
 
 _NEW_KEY_ATTR = "_pinterest_capi_new_api_key"
 
 
-class ApiKeyForm(forms.ModelForm):
+class ApiKeyForm(TenantCheckedFormMixin, forms.ModelForm):
     """Tenant and name; a tenant the user may not manage is refused on the tenant field."""
-
-    allowed_tenants: Tenants = None
 
     class Meta:
         model = ApiKey
         fields = ["tenant", "name"]
-
-    def clean_tenant(self) -> str:
-        tenant = (self.cleaned_data.get("tenant") or "").strip()
-        allowed = self.allowed_tenants
-        if allowed is not None and tenant not in allowed:
-            raise forms.ValidationError(
-                _("You may not manage tenant “%(tenant)s”. Your tenants: %(allowed)s."),
-                code="tenant_not_allowed",
-                params={"tenant": tenant, "allowed": ", ".join(sorted(allowed)) or _("none")},
-            )
-        return tenant
 
 
 @admin.register(ApiKey)

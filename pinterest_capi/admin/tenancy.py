@@ -14,18 +14,41 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from ..models import AdAccount
-from ..permissions import may_manage, request_tenants, scope_queryset
+from ..permissions import Tenants, may_manage, request_tenants, scope_queryset
 
 
 def scoped_accounts(request: HttpRequest) -> QuerySet[AdAccount]:
     """The ad accounts ``request.user`` may manage (all of them for superusers)."""
     return scope_queryset(AdAccount.objects.all(), request_tenants(request))
+
+
+class TenantCheckedFormMixin:
+    """A model form's ``tenant`` field refused, on that field, outside ``allowed_tenants``.
+
+    The admin sets ``allowed_tenants`` from the user (None: every tenant). Without the check
+    a staff user of shop A could write a row (an ad account, an API key) into shop B.
+    """
+
+    allowed_tenants: Tenants = None
+
+    def clean_tenant(self) -> str:
+        tenant = (self.cleaned_data.get("tenant") or "").strip()
+        allowed = self.allowed_tenants
+        if allowed is not None and tenant not in allowed:
+            raise forms.ValidationError(
+                _("You may not manage tenant “%(tenant)s”. Your tenants: %(allowed)s."),
+                code="tenant_not_allowed",
+                params={"tenant": tenant, "allowed": ", ".join(sorted(allowed)) or _("none")},
+            )
+        return tenant
 
 
 class TenantScopedAdminMixin:

@@ -29,9 +29,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from ...forms import AdAccountForm
 from ...models import AdAccount, EventStatus
-from ...permissions import Tenants, request_tenants
+from ...permissions import request_tenants
 from ..common import ADMIN_CSS, badge, short
-from ..tenancy import TenantListFilter, TenantScopedAdminMixin
+from ..tenancy import TenantCheckedFormMixin, TenantListFilter, TenantScopedAdminMixin
 from .operations import (
     MANUAL_PAUSE_UNTIL,
     OPERATIONS_HELP,
@@ -73,25 +73,12 @@ def pause_words(account: AdAccount) -> str:
     return f"{until}: {account.pause_reason}" if account.pause_reason else until
 
 
-class TenantCheckedAdAccountForm(AdAccountForm):
+class TenantCheckedAdAccountForm(TenantCheckedFormMixin, AdAccountForm):
     """The account form for a user limited to some tenants: any other tenant is refused.
 
     Without it a staff user of shop A could create an account under shop B,
     or move one of A's accounts there, and so write into B's data.
     """
-
-    allowed_tenants: Tenants = None
-
-    def clean_tenant(self) -> str:
-        tenant = (self.cleaned_data.get("tenant") or "").strip()
-        allowed = self.allowed_tenants
-        if allowed is not None and tenant not in allowed:
-            raise forms.ValidationError(
-                _("You may not manage tenant “%(tenant)s”. Your tenants: %(allowed)s."),
-                code="tenant_not_allowed",
-                params={"tenant": tenant, "allowed": ", ".join(sorted(allowed)) or _("none")},
-            )
-        return tenant
 
 
 class HealthChangeList(ChangeList):
