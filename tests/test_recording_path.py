@@ -94,16 +94,30 @@ def test_no_active_account_writes_nothing():
 def test_a_failed_insert_inside_the_shops_transaction_leaves_it_usable():
     """The insert runs in a savepoint of its own when track() is called in a transaction.
 
-    A 300-character event_id does not fit the column: PostgreSQL refuses the insert (and
-    would abort the whole transaction without the savepoint); SQLite stores it.
+    A trigger makes the database refuse the outbox insert (input validation would catch any
+    value that does not fit a column first): without the savepoint PostgreSQL would abort
+    the shop's whole transaction.  The trigger goes with the test's transaction.
     """
     account = add_account("111")
+    table = OutboxEvent._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION pcapi_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER pcapi_test_refuse BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION pcapi_test_refuse()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER pcapi_test_refuse BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
     with transaction.atomic():
-        try:
-            refused = not track("lead", user_data={"em": EMAIL}, event_id="x" * 300)
-        except DatabaseError:
-            refused = True
-        assert refused is (connection.vendor == "postgresql")
+        with pytest.raises(DatabaseError):
+            track("lead", user_data={"em": EMAIL}, event_id="lead-refused")
         AdAccount.objects.filter(pk=account.pk).update(name="the shop's own write")
     assert AdAccount.objects.get(pk=account.pk).name == "the shop's own write"
 
