@@ -161,15 +161,19 @@ _SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 
 @checks.register("pinterest_capi")
 def check_tag_and_beacon(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """The Pinterest Tag's and the beacon's settings: caught here rather than as a 500 later."""
+    """The Pinterest Tag's, the beacon's and the API's throttle settings: caught here rather
+    than as a 500 later."""
     messages: list[checks.CheckMessage] = []
-    rate = app_settings.BEACON_THROTTLE_RATE
-    if rate is not None:
+    # DRF parses a rate only when a request is throttled: a bad one would be a 500 there.
+    for key in ("API_THROTTLE_RATE", "BEACON_THROTTLE_RATE"):
+        rate = getattr(app_settings, key)
+        if rate is None:
+            continue
         count, _, period = str(rate).partition("/")
         if not (count.isdigit() and period[:1] in {"s", "m", "h", "d"}):
             messages.append(
                 checks.Error(
-                    f"{SETTINGS_NAME}['BEACON_THROTTLE_RATE'] = {rate!r} is not a rate.",
+                    f"{SETTINGS_NAME}[{key!r}] = {rate!r} is not a rate.",
                     hint="Like '60/min' (per second, minute, hour or day), or None for no limit.",
                     id="pinterest_capi.E020",
                 )

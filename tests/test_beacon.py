@@ -348,15 +348,18 @@ def test_without_a_page_url_the_event_has_none_rather_than_the_beacons(
     ("override", "check_id"),
     [
         ({"BEACON_THROTTLE_RATE": "sixty a minute"}, "pinterest_capi.E020"),
+        ({"API_THROTTLE_RATE": "120 per minute"}, "pinterest_capi.E020"),
         ({"BEACON_BOT_USER_AGENTS": "bot"}, "pinterest_capi.E021"),
         ({"BEACON_ALLOWED_ORIGINS": ["shop.example"]}, "pinterest_capi.E021"),
     ],
 )
-def test_system_checks_name_a_bad_beacon_setting(settings, override, check_id):
+def test_system_checks_name_a_bad_beacon_or_throttle_setting(settings, override, check_id):
     from pinterest_capi.checks import check_tag_and_beacon
 
     settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, **override}
-    assert [m.id for m in check_tag_and_beacon()] == [check_id]
+    messages = check_tag_and_beacon()
+    assert [m.id for m in messages] == [check_id]
+    assert repr(next(iter(override))) in messages[0].msg
 
 
 def test_system_check_warns_when_the_middleware_comes_before_the_sessions(settings):
