@@ -61,6 +61,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="pinterest_capi.E003",
             )
         )
+    lanes = app_settings.FLUSH_LANES
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= 16:
+        messages.append(
+            checks.Error(
+                f"{SETTINGS_NAME}['FLUSH_LANES'] must be an integer from 1 to 16 (got {lanes!r}).",
+                id="pinterest_capi.E008",
+            )
+        )
     if app_settings.CONSENT_DENIED not in ("skip", "opt_out"):
         messages.append(
             checks.Error(

@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_SIZE": 1000,
     # Rows one flush cycle claims at most (split into batches per account).
     "CLAIM_SIZE": 5000,
+    # PostgreSQL: flush loops one worker runs side by side when draining a backlog (each
+    # claims its own rows; while one waits for Pinterest another saves or claims). 1: one.
+    "FLUSH_LANES": 2,
     # PostgreSQL: commit the flush's claim/result transactions waiting for the WAL flush
     # (True), or not (False: much faster; a database crash may forget the last moments of
     # bookkeeping, and those events are resent with the same event_id, which Pinterest

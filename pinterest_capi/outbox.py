@@ -169,6 +169,19 @@ def _parameter_plan(fields: list[Field[Any, Any]], connection: BaseDatabaseWrapp
     return plan
 
 
+def inserted_fields() -> list[Field[Any, Any]]:
+    """The outbox columns an INSERT names: not the key, not those the database fills.
+
+    Left out: the primary key, columns with a database default (created_at,
+    next_attempt_at: the database clock) and generated columns (``queued``).
+    """
+    return [
+        f
+        for f in OutboxEvent._meta.concrete_fields
+        if not f.primary_key and not f.has_db_default() and not f.generated
+    ]
+
+
 def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     """The statement of :func:`record_for_tenant` for this database, built once per process.
 
@@ -183,7 +196,7 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
         return _TENANT_INSERT[key]
     qn = connection.ops.quote_name
     meta, accounts = OutboxEvent._meta, AdAccount._meta
-    columns = [f for f in meta.concrete_fields if not f.primary_key and not f.has_db_default()]
+    columns = inserted_fields()
     fields = [f for f in columns if f.name != "account"]
     account_table = qn(accounts.db_table)
     text_types = {"CharField", "TextField"}
@@ -352,8 +365,7 @@ def record_many(
     db = using or OutboxEvent.objects.db
     connection = connections[db]
     meta = OutboxEvent._meta
-    # Columns with a database default (created_at, next_attempt_at: the DB clock) are left out.
-    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.has_db_default()]
+    fields = inserted_fields()
     params = [
         [field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields]
         for row in (new_row(event, account) for event in events for account in accounts)

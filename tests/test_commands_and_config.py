@@ -47,6 +47,20 @@ def test_checks_report_typos_and_bad_values(settings):
     assert "pinterest_capi.E001" in {m.id for m in check_settings()}
 
 
+@pytest.mark.parametrize("lanes", [0, 17, "2", 2.0, True])
+def test_checks_refuse_a_bad_flush_lanes_naming_the_key(settings, lanes):
+    settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, "FLUSH_LANES": lanes}
+    messages = {m.id: m.msg for m in check_settings()}
+    assert "FLUSH_LANES" in messages["pinterest_capi.E008"]
+    assert repr(lanes) in messages["pinterest_capi.E008"]
+
+
+def test_checks_accept_flush_lanes_from_1_to_16(settings):
+    for lanes in (1, 2, 16):
+        settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, "FLUSH_LANES": lanes}
+        assert "pinterest_capi.E008" not in {m.id for m in check_settings()}
+
+
 def test_checks_report_unimportable_hooks_and_bad_consent_mode(settings):
     settings.PINTEREST_CAPI = {
         **settings.PINTEREST_CAPI,

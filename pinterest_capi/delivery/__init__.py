@@ -57,9 +57,45 @@ def flush_once(*, limit: int | None = None) -> FlushSummary:
 def flush(*, until_empty: bool = False, time_budget: float | None = None) -> FlushSummary:
     """Run flush cycles: one, or until nothing is due (or the time budget is spent).
 
-    With ``until_empty`` on PostgreSQL (outside any transaction of the caller), the next
-    claim runs on a second connection while this cycle sends: :class:`_ClaimAhead`.
+    With ``until_empty`` on PostgreSQL (outside any transaction of the caller), the work runs
+    in ``FLUSH_LANES`` lanes at once (:func:`_lanes`), each claiming its next rows on a second
+    connection while its current cycle sends (:class:`_ClaimAhead`).
     """
+    lanes = int(app_settings.FLUSH_LANES) if until_empty and _ClaimAhead.possible() else 1
+    if lanes <= 1:
+        return _flush_lane(until_empty=until_empty, time_budget=time_budget)
+    return _lanes(lanes, time_budget)
+
+
+def _lanes(lanes: int, time_budget: float | None) -> FlushSummary:
+    """``lanes`` flush loops side by side in this process, each on its own connections.
+
+    A lane is what a second worker process would be — its own claims and leases, so no row
+    is held by two lanes — without a second process's start-up and memory.  While one lane
+    waits for Pinterest, another saves its results or claims: the request, the database and
+    this process take turns instead of waiting for each other.  Each lane keeps the rule of
+    one cycle: a batch's results are saved before that lane's next request, so a crash leaves
+    at most one unsaved batch per lane, resent with the same event_ids.
+    """
+    total = FlushSummary()
+    with ThreadPoolExecutor(max_workers=lanes - 1, thread_name_prefix="pcapi-lane") as pool:
+        others = [pool.submit(_flush_lane_thread, time_budget) for _ in range(lanes - 1)]
+        try:
+            total.add(_flush_lane(until_empty=True, time_budget=time_budget))
+        finally:
+            for lane in others:
+                total.add(lane.result())
+    return total
+
+
+def _flush_lane_thread(time_budget: float | None) -> FlushSummary:
+    try:
+        return _flush_lane(until_empty=True, time_budget=time_budget)
+    finally:
+        connections.close_all()  # this thread's connections only
+
+
+def _flush_lane(*, until_empty: bool, time_budget: float | None) -> FlushSummary:
     total = FlushSummary()
     started = time.monotonic()
     ahead = _ClaimAhead.start() if until_empty and _ClaimAhead.possible() else None

@@ -13,7 +13,7 @@ from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 
 from ..conf import app_settings
-from ..models import AdAccount, EventStatus, OutboxEvent, lease_lapsed, pending_due
+from ..models import AdAccount, EventStatus, OutboxEvent, claimable
 from .txn import bookkeeping
 
 
@@ -40,14 +40,16 @@ def sendable_due_rows() -> QuerySet[OutboxEvent]:
 def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
     """Lease up to ``limit`` due rows to a new owner token; return (owner, rows) by pk.
 
-    Rows whose lease lapsed (a worker died) come first, then pending rows in
-    ``(next_attempt_at, id)`` order.  Each kind is one statement where the backend has
-    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35): ``UPDATE … WHERE pk IN (SELECT …
-    ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING …`` selects, leases and reads the
-    rows in one round trip.  The sendable accounts are read first (a tiny table) so each
-    statement reads one partial index in order and stops after ``n`` rows; the join it
-    replaced made PostgreSQL sort the whole backlog on every claim.  The lease expiry is
-    ``NOW() + LEASE_SECONDS`` on the DB clock.
+    Pending rows and rows whose lease lapsed (a worker died) are taken together in
+    ``(next_attempt_at, id)`` order (an in-flight row keeps the time it became due, so a
+    lapsed lease comes back near the head of the queue).  Where the backend has
+    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) one statement, ``UPDATE … WHERE pk IN
+    (SELECT … ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING …``, selects, leases and
+    reads the rows in one round trip.  The sendable accounts are read first (a tiny table) so
+    the statement reads one partial index in order and stops after ``n`` rows; the join it
+    replaced made PostgreSQL sort the whole backlog on every claim.  The update writes only
+    columns no index reads (a HOT update on PostgreSQL, see ``OutboxEvent.queued``).  The
+    lease expiry is ``NOW() + LEASE_SECONDS`` on the DB clock.
     """
     owner = owner or uuid.uuid4().hex
     db = router.db_for_write(OutboxEvent)
@@ -63,10 +65,7 @@ def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
             return owner, []
         if not connection.features.can_return_columns_from_insert:
             return owner, _claim_two_steps(db, owner, limit, lease_values)
-        rows: list[Claimed] = []
-        for due in (lease_lapsed(), pending_due()):
-            if len(rows) < limit:
-                rows += _claim_returning(db, accounts, due, limit - len(rows), lease_values)
+        rows = _claim_returning(db, accounts, claimable(), limit, lease_values)
     rows.sort(key=lambda row: row.pk)
     return owner, rows
 

@@ -49,13 +49,14 @@ class AccountHealth:
 def account_health(
     accounts: QuerySet[AdAccount] | Iterable[AdAccount], *, now: datetime | None = None
 ) -> list[AccountHealth]:
-    """Queue counts and state per account: one GROUP BY over the status index."""
+    """Queue counts and state per account: one GROUP BY over the index of undelivered rows."""
     now = now or timezone.now()
     accounts = list(accounts)
     waiting = (EventStatus.PENDING, EventStatus.IN_FLIGHT)
     rows = (
         OutboxEvent.objects.filter(
             account__in=[a.pk for a in accounts],
+            delivered=False,  # pcapi_event_undelivered_idx: the sent rows are never read
             status__in=(*waiting, EventStatus.FAILED),
         )
         .values_list("account_id", "status")
