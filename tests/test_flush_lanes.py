@@ -1,0 +1,93 @@
+"""FLUSH_LANES: one worker drains a backlog in several flush loops at once (PostgreSQL).
+
+Proven with a request the sandbox holds on the wire: while that lane waits, the other lane
+claims, sends and saves its own rows; afterwards every event was received exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from pinterest_capi import delivery
+from pinterest_capi.models import EventStatus, OutboxEvent
+from pinterest_capi.sandbox import Fault
+from tests.conftest import make_outbox_events
+from tests.reliability.harness import wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("flush lanes run on PostgreSQL only (SQLite has one writer): PostgreSQL leg")
+
+
+def _flush_in_thread() -> tuple[threading.Thread, dict]:
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = delivery.flush(until_empty=True)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def _lanes(settings, lanes: int) -> None:
+    settings.PINTEREST_CAPI = {
+        **settings.PINTEREST_CAPI,
+        "CLAIM_SIZE": 10,
+        "BATCH_SIZE": 10,
+        "FLUSH_LANES": lanes,
+        # The held request must outlast a slow machine, never time out.
+        "READ_TIMEOUT": 60.0,
+        "REQUEST_DEADLINE": 90.0,
+        "LEASE_SECONDS": 120,
+    }
+
+
+def test_while_one_lane_waits_for_pinterest_the_other_delivers(
+    postgresql_only, account, sandbox, settings
+):
+    _lanes(settings, 2)
+    make_outbox_events(account, 40)
+    hold = threading.Event()
+    sandbox.faults.add(Fault(hold=hold, times=1))  # the first request stays on the wire
+    thread, result = _flush_in_thread()
+    try:
+        # One lane is stuck in its first request; the other sends and saves two batches.
+        assert wait_until(lambda: len(sandbox.ledger.requests()) >= 3, 30)
+        assert wait_until(
+            lambda: OutboxEvent.objects.filter(status=EventStatus.SENT).count() == 20, 30
+        )
+    finally:
+        hold.set()
+        thread.join(60)
+    assert result["summary"].sent == 40, result
+    ids = sandbox.ledger.event_ids()
+    assert len(ids) == 40 and len(set(ids)) == 40
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {EventStatus.SENT}
+
+
+def test_one_lane_waits_for_its_request(postgresql_only, account, sandbox, settings):
+    """The control: with FLUSH_LANES = 1 nothing else is sent while the request is held."""
+    _lanes(settings, 1)
+    make_outbox_events(account, 40)
+    hold = threading.Event()
+    sandbox.faults.add(Fault(hold=hold, times=1))
+    thread, result = _flush_in_thread()
+    try:
+        assert wait_until(lambda: len(sandbox.ledger.requests()) >= 1, 30)
+        assert not wait_until(lambda: len(sandbox.ledger.requests()) > 1, 1.0)
+    finally:
+        hold.set()
+        thread.join(60)
+    assert result["summary"].sent == 40, result
+    assert len(set(sandbox.ledger.event_ids())) == 40
