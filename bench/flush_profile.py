@@ -15,7 +15,9 @@ var/bench.sqlite3, never the demo's.
 Where the time goes:  --profile N  prints cProfile's top N functions of the flush (by own
 time and by cumulative time); --sql  prints the flush's SQL statements grouped by their first
 words with count and total seconds (measured in this process: the statement's round trip).
-Both add overhead, so their run's events/s is not the figure to quote.
+Both add overhead, so their run's events/s is not the figure to quote.  Every run also prints
+the CPU time per event the flusher, the sandbox and PostgreSQL (all its processes, so run it
+on a quiet machine) spent during the flush, and how many cores they kept busy together.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ def main() -> None:
     )
     try:
         wait_for_port(port)
-        figures = run(args.events, base_url, profile=args.profile, sql=args.sql)
+        figures = run(
+            args.events, base_url, profile=args.profile, sql=args.sql, sandbox_pid=sandbox.pid
+        )
     finally:
         sandbox.terminate()
         sandbox.wait(10)
@@ -103,7 +107,50 @@ class SqlTimes:
             print(f"  {seconds:8.3f} s {count:6d}x  {key}")
 
 
-def run(n: int, base_url: str, *, profile: int | None = None, sql: bool = False) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process, all its threads (``/proc/<pid>/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() in ("postgres", "postmaster"):
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def cpu_snapshot(sandbox_pid: int) -> dict[str, float]:
+    """CPU seconds so far of this process, the sandbox, and every PostgreSQL process.
+
+    Taken before and after the flush, the differences say where the machine's cores went:
+    on a small machine the three share them, so the flush is bound by their sum.
+    """
+    return {
+        "flusher": _cpu_seconds(os.getpid()),
+        "sandbox": _cpu_seconds(sandbox_pid),
+        "postgresql": sum(_cpu_seconds(pid) for pid in _postgres_pids()),
+    }
+
+
+def run(
+    n: int,
+    base_url: str,
+    *,
+    profile: int | None = None,
+    sql: bool = False,
+    sandbox_pid: int | None = None,
+) -> dict:
     import django
 
     django.setup()
@@ -167,6 +214,7 @@ def run(n: int, base_url: str, *, profile: int | None = None, sql: bool = False)
     if sql:
         sql_times = SqlTimes()
         connection.execute_wrappers.append(sql_times)
+    cpu_before = cpu_snapshot(sandbox_pid) if sandbox_pid else {}
     started = time.monotonic()
     if profiler is not None:
         profiler.enable()
@@ -174,6 +222,14 @@ def run(n: int, base_url: str, *, profile: int | None = None, sql: bool = False)
     if profiler is not None:
         profiler.disable()
     flush_s = time.monotonic() - started
+    cpu = {
+        f"cpu_{name}_us_per_event": round((spent - cpu_before[name]) / max(n, 1) * 1e6)
+        for name, spent in (cpu_snapshot(sandbox_pid) if sandbox_pid else {}).items()
+    }
+    if cpu:
+        cpu["cpu_cores_busy_during_flush"] = round(
+            sum(cpu.values()) * max(n, 1) / 1e6 / flush_s, 2
+        )
     if sql_times is not None:
         connection.execute_wrappers.remove(sql_times)
         sql_times.report()
@@ -193,6 +249,8 @@ def run(n: int, base_url: str, *, profile: int | None = None, sql: bool = False)
         "sandbox_only_events_per_s": round(n / sandbox_s),
         "flush_share_of_sandbox_capacity": round((sent / flush_s) / (n / sandbox_s), 3),
         "record_events_per_s (build_event + outbox.record_many)": round(n / record_s),
+        **cpu,
+        "cores": os.cpu_count(),
     }
 
 
