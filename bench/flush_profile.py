@@ -227,9 +227,7 @@ def run(
         for name, spent in (cpu_snapshot(sandbox_pid) if sandbox_pid else {}).items()
     }
     if cpu:
-        cpu["cpu_cores_busy_during_flush"] = round(
-            sum(cpu.values()) * max(n, 1) / 1e6 / flush_s, 2
-        )
+        cpu["cpu_cores_busy_during_flush"] = round(sum(cpu.values()) * max(n, 1) / 1e6 / flush_s, 2)
     if sql_times is not None:
         connection.execute_wrappers.remove(sql_times)
         sql_times.report()

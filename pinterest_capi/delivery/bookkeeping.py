@@ -47,17 +47,37 @@ _FINISH_COLUMNS = (
 )
 
 
+def bigint_array(pks: Iterable[int]) -> str:
+    """PostgreSQL's text form of an integer array, ``{1,2,3}`` (cast with ``::bigint[]``)."""
+    return "{" + ",".join(str(int(pk)) for pk in pks) + "}"
+
+
 def pk_in(connection: BaseDatabaseWrapper, column: str, pks: list[int]) -> tuple[str, list[Any]]:
     """``column IN <pks>`` as SQL with one parameter where the backend allows it.
 
-    PostgreSQL: ``= ANY(%s::bigint[])``; SQLite: ``IN (SELECT value FROM json_each(%s))``;
-    others: one placeholder per key.
+    PostgreSQL: ``= ANY(%s::bigint[])`` with the array as its text literal ``{1,2,…}``;
+    SQLite: ``IN (SELECT value FROM json_each(%s))``; others: one placeholder per key.  One
+    string parameter instead of a list: the driver adapting and quoting 1,000 integers cost the
+    flush more CPU per batch than everything else it does in Python.
     """
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", [list(pks)]
+        return f"{column} = ANY(%s::bigint[])", [bigint_array(pks)]
     if connection.vendor == "sqlite" and connection.features.supports_json_field:
         return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(pks))]
     return f"{column} IN ({', '.join(['%s'] * len(pks))})", list(pks)
+
+
+def keys_table(connection: BaseDatabaseWrapper, pks: list[int]) -> tuple[str, list[Any]]:
+    """A FROM item ``keys`` with one column ``pk``: the given keys, as one parameter if possible.
+
+    PostgreSQL: ``unnest(%s::bigint[])``; SQLite: ``json_each(%s)``; others: a UNION ALL.
+    """
+    if connection.vendor == "postgresql":
+        return "unnest(%s::bigint[]) AS keys(pk)", [bigint_array(pks)]
+    if connection.vendor == "sqlite" and connection.features.supports_json_field:
+        return "(SELECT value AS pk FROM json_each(%s)) AS keys", [json.dumps(list(pks))]
+    union = " UNION ALL ".join(["SELECT %s AS pk"] * len(pks))
+    return f"({union}) AS keys", list(pks)
 
 
 class Bookkeeper:
@@ -139,24 +159,23 @@ class Bookkeeper:
     ) -> None:
         """Attempt↔event rows of one result with one set-based statement per 1,000.
 
-        ``INSERT … SELECT`` avoids building a model instance per event: on a
-        batch of 1,000 that bookkeeping cost more than the HTTP request itself.
+        ``INSERT … SELECT`` avoids building a model instance per event: on a batch of 1,000
+        that bookkeeping cost more than the HTTP request itself.  The keys come from the
+        parameter itself (:func:`keys_table`), not from reading the outbox rows back.
         """
         connection = connections[self.db]
         qn = connection.ops.quote_name
         link = AttemptEvent._meta
-        pk_column = qn(OutboxEvent._meta.pk.column)
         columns = ", ".join(
             qn(link.get_field(name).column) for name in ("attempt", "event", "result", "message")
         )
         with connection.cursor() as cursor:
             for start in range(0, len(event_pks), 1000):
-                in_sql, in_params = pk_in(connection, pk_column, event_pks[start : start + 1000])
+                keys_sql, keys_params = keys_table(connection, event_pks[start : start + 1000])
                 cursor.execute(
                     f"INSERT INTO {qn(link.db_table)} ({columns}) "
-                    f"SELECT %s, {pk_column}, %s, %s FROM {qn(OutboxEvent._meta.db_table)} "
-                    f"WHERE {in_sql}",
-                    [attempt_pk, result, message, *in_params],
+                    f"SELECT %s, keys.pk, %s, %s FROM {keys_sql}",
+                    [attempt_pk, result, message, *keys_params],
                 )
 
     # ----------------------------------------------------------------- events
