@@ -109,7 +109,7 @@ def seed(events: int, prefix: str = "ev", chunk: int = 100_000) -> dict[str, Any
     template = OutboxEvent.objects.get(account=account, event_id=first["event_id"])
     meta = OutboxEvent._meta
     qn = connection.ops.quote_name
-    columns = [f.column for f in meta.concrete_fields if not f.primary_key]
+    columns = [f.column for f in meta.concrete_fields if not f.primary_key and not f.generated]
     id_old = f'"event_id":"{first["event_id"]}"'
     order_old = f'"order_id":"{first["custom_data"]["order_id"]}"'
     num = "CAST(s.i AS TEXT)"
