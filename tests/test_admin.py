@@ -166,6 +166,22 @@ def test_event_changelist_renders(admin_client, events, query):
     assert_no_token(response.content.decode())
 
 
+def test_event_status_filter_selects_exactly_the_rows_of_that_status(admin_client, events):
+    """The filter adds the derived queued / delivered column for the index: same rows."""
+    in_flight = make_event(events[0].account, 6, EventStatus.IN_FLIGHT, lease_owner="w1")
+    expected = {
+        EventStatus.FAILED: {e.pk for e in events[:3]},
+        EventStatus.SENT: {events[3].pk},
+        EventStatus.PENDING: {events[4].pk},
+        EventStatus.IN_FLIGHT: {in_flight.pk},
+    }
+    for status, pks in expected.items():
+        response = admin_client.get(url("outboxevent_changelist") + f"?status__exact={status}")
+        assert response.status_code == 200
+        shown = {obj.pk for obj in response.context["cl"].result_list}
+        assert shown == pks, status
+
+
 @pytest.mark.parametrize(
     "query",
     [

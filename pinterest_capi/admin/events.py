@@ -28,7 +28,12 @@ from django.views.decorators.http import require_POST
 from .. import outbox
 from ..models import AttemptEvent, EventStatus, OutboxEvent
 from .common import ADMIN_CSS, ReadOnlyAdminMixin, ReadOnlyInlineMixin, badge, pretty_json, short
-from .event_filters import STANDARD_EVENT_NAMES, DeliveryAttemptFilter, EventNameFilter
+from .event_filters import (
+    STANDARD_EVENT_NAMES,
+    DeliveryAttemptFilter,
+    EventNameFilter,
+    StatusFilter,
+)
 from .paginator import CappedCountPaginator
 from .resend_matching import ResendMatchingMixin
 from .tenancy import AccountListFilter, TenantScopedAdminMixin
@@ -124,7 +129,7 @@ class OutboxEventAdmin(
     )
     list_display_links = ("id", "event_name")
     list_filter = (
-        "status",
+        ("status", StatusFilter),
         EventNameFilter,
         ("account", AccountListFilter),
         ("created_at", admin.DateFieldListFilter),
