@@ -143,10 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
         if not drip:
-            self.wfile.write(reply.body)
+            # Headers and body in one write (end_headers' buffer, then its flush): one send
+            # per answer instead of two.
+            self._headers_buffer.extend((b"\r\n", reply.body))
+            self.flush_headers()
             return
+        self.end_headers()
         for i in range(len(reply.body)):  # slow drip: one byte every `drip` seconds
             if stopping is not None and stopping.wait(drip):
                 self.close_connection = True

@@ -10,6 +10,11 @@ Two kinds of failure, as Pinterest has them (see ``contract.md``):
 Plain dict/str checks with precompiled regexes; no jsonschema (too slow for a benchmark stand-in).
 Stricter than Pinterest's published schema in one place: unknown keys in ``user_data`` are
 rejected too (the schema's ``anyOf`` does not forbid them), to catch typos in the app.
+
+This module is the reference: it names the first violation in document order, the message a 400
+carries.  The benchmarks' common case, a batch whose events are all valid and clean, is answered
+by :mod:`.fastcheck` in a fraction of the time; it only ever says "all clean" where the checks
+here would find nothing either, and defers to them otherwise.
 """
 
 from __future__ import annotations
@@ -253,7 +258,25 @@ def check_event(
         warning = f"event_name {_short(event['event_name'])} is not a standard event name"
     elif not event["event_id"]:
         warning = "Empty event_id: this event cannot be deduplicated"
+    if not error and not warning:
+        return OK
     return error, warning
+
+
+OK = ("", "")  # a clean event's result: the same tuple every time, recognisable by identity
+
+
+def check_events(
+    data: list[Any],
+    now: float,
+    max_age: float = DEFAULT_MAX_EVENT_AGE,
+    max_future: float = DEFAULT_MAX_FUTURE_SKEW,
+) -> list[tuple[str, str]]:
+    """:func:`check_event` for every event of a batch (``data[i]`` → result ``i``).
+
+    Raises :class:`SchemaError` at the first event with a schema violation.
+    """
+    return [check_event(event, i, now, max_age, max_future) for i, event in enumerate(data)]
 
 
 def check_body(payload: Any) -> list[Any]:
