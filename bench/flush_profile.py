@@ -107,14 +107,21 @@ class SqlTimes:
             print(f"  {seconds:8.3f} s {count:6d}x  {key}")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process, all its threads (``/proc/<pid>/stat``)."""
+def _cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of one process, all its threads (``/proc/<pid>/stat``).
+
+    ``children``: also those of its children that exited and were waited for (PostgreSQL's
+    postmaster collects the time of every backend that ended, e.g. a flush lane's).
+    """
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_pids() -> list[int]:
@@ -139,7 +146,7 @@ def cpu_snapshot(sandbox_pid: int) -> dict[str, float]:
     return {
         "flusher": _cpu_seconds(os.getpid()),
         "sandbox": _cpu_seconds(sandbox_pid),
-        "postgresql": sum(_cpu_seconds(pid) for pid in _postgres_pids()),
+        "postgresql": sum(_cpu_seconds(pid, children=True) for pid in _postgres_pids()),
     }
 
 
