@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -69,6 +70,22 @@ _lock = threading.Lock()
 _clients: dict[tuple[int, int], httpx.Client] = {}
 
 
+_ssl_contexts: dict[int, ssl.SSLContext] = {}
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process, shared by its clients.
+
+    Loading the CA bundle takes tens of milliseconds, and every thread's client (each flush
+    lane's) would load its own.
+    """
+    pid = os.getpid()
+    context = _ssl_contexts.get(pid)
+    if context is None:
+        context = _ssl_contexts[pid] = httpx.create_ssl_context()
+    return context
+
+
 def get_client() -> httpx.Client:
     """The process's pooled client (a new one after fork, one per thread)."""
     key = (os.getpid(), threading.get_ident())
@@ -81,9 +98,18 @@ def get_client() -> httpx.Client:
                     timeout=_timeout(),
                     limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
                     headers={"User-Agent": USER_AGENT},
+                    verify=_ssl_context(),
                 )
                 _clients[key] = client
     return client
+
+
+def close_thread_client() -> None:
+    """Close this thread's client, if it has one (a flush lane's thread, as it ends)."""
+    with _lock:
+        client = _clients.pop((os.getpid(), threading.get_ident()), None)
+    if client is not None:
+        client.close()
 
 
 def close_clients() -> None:

@@ -11,7 +11,7 @@ import threading
 import pytest
 from django.db import connection
 
-from pinterest_capi import delivery
+from pinterest_capi import client, delivery
 from pinterest_capi.models import EventStatus, OutboxEvent
 from pinterest_capi.sandbox import Fault
 from tests.conftest import make_outbox_events
@@ -34,6 +34,7 @@ def _flush_in_thread() -> tuple[threading.Thread, dict]:
             result["summary"] = delivery.flush(until_empty=True)
         finally:
             connection.close()
+            client.close_thread_client()
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -58,6 +59,7 @@ def test_while_one_lane_waits_for_pinterest_the_other_delivers(
 ):
     _lanes(settings, 2)
     make_outbox_events(account, 40)
+    clients_before = set(client._clients)
     hold = threading.Event()
     sandbox.faults.add(Fault(hold=hold, times=1))  # the first request stays on the wire
     thread, result = _flush_in_thread()
@@ -74,6 +76,8 @@ def test_while_one_lane_waits_for_pinterest_the_other_delivers(
     ids = sandbox.ledger.event_ids()
     assert len(ids) == 40 and len(set(ids)) == 40
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {EventStatus.SENT}
+    # The lane's thread closed its HTTP client (and its connections) as it ended.
+    assert set(client._clients) == clients_before
 
 
 def test_one_lane_waits_for_its_request(postgresql_only, account, sandbox, settings):

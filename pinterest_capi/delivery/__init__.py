@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import connections, router
 
+from .. import client
 from ..conf import app_settings
 from ..models import OutboxEvent
 from .claim import Claimed, claim, db_now_plus, sendable_due_rows
@@ -92,7 +93,9 @@ def _flush_lane_thread(time_budget: float | None) -> FlushSummary:
     try:
         return _flush_lane(until_empty=True, time_budget=time_budget)
     finally:
-        connections.close_all()  # this thread's connections only
+        # This thread's connections and HTTP client only: the thread ends with this flush.
+        connections.close_all()
+        client.close_thread_client()
 
 
 def _flush_lane(*, until_empty: bool, time_budget: float | None) -> FlushSummary:
@@ -145,18 +148,19 @@ class _ClaimAhead:
 
     @classmethod
     def start(cls) -> _ClaimAhead:
+        """The first claim is one batch: nothing runs beside it, so sending starts sooner."""
         ahead = cls()
-        ahead.submit()
+        ahead.submit(min(int(app_settings.CLAIM_SIZE), int(app_settings.BATCH_SIZE)))
         return ahead
 
     @staticmethod
-    def _claim() -> tuple[float, str, list[Claimed]]:
+    def _claim(size: int) -> tuple[float, str, list[Claimed]]:
         claimed_at = time.monotonic()  # before the claim: the lease margin is conservative
-        owner, rows = claim(int(app_settings.CLAIM_SIZE))
+        owner, rows = claim(size)
         return claimed_at, owner, rows
 
-    def submit(self) -> None:
-        self._future = self._pool.submit(self._claim)
+    def submit(self, size: int | None = None) -> None:
+        self._future = self._pool.submit(self._claim, size or int(app_settings.CLAIM_SIZE))
 
     def take(self) -> tuple[float, str, list[Claimed]]:
         future, self._future = self._future, None

@@ -11,12 +11,12 @@ the count.
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
 from ..conf import app_settings
 from ..models import AdAccount, RequestWindow
+from .txn import bookkeeping
 
 WINDOW_SECONDS = 10
 
@@ -46,7 +46,11 @@ def acquire(account: AdAccount, *, db: str) -> float | None:
     now = _db_now_seconds(account, db)
     window = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
     windows = RequestWindow.objects.using(db)
-    with transaction.atomic(using=db):
+    # Committed like the rest of the flush's bookkeeping (no wait for the WAL flush): lanes and
+    # workers of one account take turns on this row, and each waited for the other's fsync.
+    # A database crash can forget the last moments of counting: a few requests more in one
+    # window, still under Pinterest's 5,000 a minute with the default 4,200.
+    with bookkeeping(db):
         taken = windows.filter(account=account, window=window, count__lt=per_window).update(
             count=F("count") + 1
         )
