@@ -25,8 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "ENABLED": True,
     # Events per request to Pinterest (the API allows 1..1000).
     "BATCH_SIZE": 1000,
-    # Rows one flush cycle claims at most (split into batches per account).
-    "CLAIM_SIZE": 5000,
+    # Rows one flush cycle claims at most (split into batches per account). Small enough that
+    # flush lanes share a backlog evenly and the first claim (which nothing overlaps) is short.
+    "CLAIM_SIZE": 2000,
     # PostgreSQL: flush loops one worker runs side by side when draining a backlog (each
     # claims its own rows; while one waits for Pinterest another saves or claims). 1: one.
     "FLUSH_LANES": 2,

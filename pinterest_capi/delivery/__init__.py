@@ -148,19 +148,18 @@ class _ClaimAhead:
 
     @classmethod
     def start(cls) -> _ClaimAhead:
-        """The first claim is one batch: nothing runs beside it, so sending starts sooner."""
         ahead = cls()
-        ahead.submit(min(int(app_settings.CLAIM_SIZE), int(app_settings.BATCH_SIZE)))
+        ahead.submit()
         return ahead
 
     @staticmethod
-    def _claim(size: int) -> tuple[float, str, list[Claimed]]:
+    def _claim() -> tuple[float, str, list[Claimed]]:
         claimed_at = time.monotonic()  # before the claim: the lease margin is conservative
-        owner, rows = claim(size)
+        owner, rows = claim(int(app_settings.CLAIM_SIZE))
         return claimed_at, owner, rows
 
-    def submit(self, size: int | None = None) -> None:
-        self._future = self._pool.submit(self._claim, size or int(app_settings.CLAIM_SIZE))
+    def submit(self) -> None:
+        self._future = self._pool.submit(self._claim)
 
     def take(self) -> tuple[float, str, list[Claimed]]:
         future, self._future = self._future, None
