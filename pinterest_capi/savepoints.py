@@ -25,7 +25,8 @@ keep the same protection for less:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -138,7 +139,7 @@ class DeferredSavepoint:
         self.using = using
         self.connection = connections[using]
         self.name: str | None = None  # the savepoint open now, if any
-        self._opening = False
+        self._quiet = 0  # > 0 while a statement of this block's own or an outer one's is sent
         self._fallback: Any = None
         self._callbacks = 0
         self._watch: Any = None
@@ -162,18 +163,38 @@ class DeferredSavepoint:
     def _before_statement(
         self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
     ) -> Any:
-        if self.name is None and not self._opening:
+        if self.name is None and not self._quiet:
             self._open()
         return execute(sql, params, many, context)
 
+    @contextmanager
+    def _own_statement(self) -> Iterator[None]:
+        """While this block sends a statement of its own (its SAVEPOINT, or one carrying it).
+
+        Neither this block nor one nested in it (a receiver whose mapper sends a signal: its
+        wrapper comes later in the connection's list) opens a savepoint on that statement;
+        theirs must come after.  A block around this one (earlier in the list) still opens
+        its own first.
+        """
+        wrappers = self.connection.execute_wrappers
+        start = wrappers.index(self._before_statement)
+        blocks = [
+            w.__self__
+            for w in wrappers[start:]
+            if isinstance(getattr(w, "__self__", None), DeferredSavepoint)
+        ]
+        for block in blocks:
+            block._quiet += 1
+        try:
+            yield
+        finally:
+            for block in blocks:
+                block._quiet -= 1
+
     def _open(self) -> None:
         name = _new_name()
-        self._opening = True  # the SAVEPOINT statement itself passes the wrapper
-        try:
-            with self.connection.cursor() as cursor:
-                cursor.execute(self.connection.ops.savepoint_create_sql(name))
-        finally:
-            self._opening = False
+        with self._own_statement(), self.connection.cursor() as cursor:
+            cursor.execute(self.connection.ops.savepoint_create_sql(name))
         self.name = name
 
     def execute(
@@ -184,16 +205,15 @@ class DeferredSavepoint:
         That one is folded into the statement (:func:`execute_in_savepoint`: one round trip
         on PostgreSQL) and released with it, so the block's next statement, if any, opens
         another.  With a savepoint open (the block ran a statement before) it runs in it.
+        Meant for the block's last statement (the receivers' outbox insert): once it is
+        released, an exception the block raises afterwards no longer undoes it.
         """
         if not self.deferred:
             with self.connection.cursor() as cursor:
                 cursor.execute(sql, params)
                 return _fetch(cursor, fetch)
-        self._opening = True  # the savepoint is the statement's own: the wrapper keeps out
-        try:
+        with self._own_statement():
             return execute_in_savepoint(self.connection, sql, params, fetch=fetch)
-        finally:
-            self._opening = False
 
     def __exit__(
         self,

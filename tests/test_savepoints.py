@@ -118,3 +118,47 @@ def test_outside_a_transaction_the_receiver_records_in_one_of_its_own(account):
     assert connection.get_autocommit()
     [row] = record_from_signal(lead)
     assert OutboxEvent.objects.get().pk == row.pk
+
+
+@pytest.mark.django_db
+def test_a_receiver_inside_a_receiver_opens_its_savepoint_inside_the_outer_one(account):
+    """A mapper that sends a signal of its own: the inner receiver's savepoint nests in the
+    outer one's (opened first), and an outer failure undoes the inner receiver's work too."""
+
+    def inner(**_):
+        AdAccount.objects.filter(pk=account.pk).update(name="written by the inner mapper")
+        return lead()
+
+    def outer_fails(**_):
+        record_from_signal(inner)
+        raise RuntimeError("outer mapper bug")
+
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as ctx, pytest.raises(RuntimeError):
+            record_from_signal(outer_fails)
+        AdAccount.objects.filter(pk=account.pk).update(active=False)  # the shop goes on
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    outer, inner_sp = sqls[0].split('"')[1], sqls[1].split('"')[1]
+    assert sqls[0].startswith("SAVEPOINT") and sqls[1].startswith("SAVEPOINT")
+    assert outer != inner_sp and sqls[-1].endswith(f'RELEASE SAVEPOINT "{outer}"')
+    account.refresh_from_db()
+    assert account.name != "written by the inner mapper" and account.active is False
+    assert not OutboxEvent.objects.exists()  # the inner event went with the outer savepoint
+
+
+@pytest.mark.django_db
+def test_an_inner_receivers_insert_comes_after_the_outer_savepoint(account):
+    def inner(**kwargs):
+        return {**lead(), "event_id": "lead-inner"}
+
+    def outer(**kwargs):
+        record_from_signal(inner)
+        return lead()
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        record_from_signal(outer)
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert sqls[0].startswith("SAVEPOINT")  # the outer block's, before the inner insert
+    assert "lead-inner" in sqls[1] and "INSERT" in sqls[1]
+    assert sqls[-1].startswith("RELEASE SAVEPOINT")
+    assert set(OutboxEvent.objects.values_list("event_id", flat=True)) == {"lead-1", "lead-inner"}
