@@ -97,7 +97,7 @@ def record_for_tenant(
     tenant has no active account), the rows already recorded for the tenant's active accounts
     (``[]`` when there are none).  Like :func:`record` it runs in the caller's transaction;
     there, ``savepoint`` (default) keeps a failed insert from aborting the caller's
-    transaction on PostgreSQL, at no extra round trip on PostgreSQL
+    transaction on PostgreSQL, in the insert's own round trip
     (:func:`~pinterest_capi.savepoints.execute_in_savepoint`).  A caller that already runs
     this in a savepoint of its own passes False; the signal receivers pass their
     :class:`~pinterest_capi.savepoints.DeferredSavepoint`, which the insert opens (folded into
