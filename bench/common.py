@@ -30,6 +30,9 @@ PYTHON = sys.executable
 ACCOUNT_ID = "549755885199"
 TOKEN = "bench-token"  # a sandbox token: fake by design
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
+#: Prefix of every PostgreSQL database a run makes (``BENCH_DB_PREFIX``): several people
+#: benchmarking on one server each keep to names of their own.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "pcapi_bench_")
 
 
 def free_port() -> int:
@@ -198,7 +201,7 @@ class Databases:
     def _template(self, vendor: str) -> str:
         if vendor not in self.templates:
             if vendor == "postgresql":
-                name = f"pcapi_bench_template{self.suffix}"
+                name = f"{DB_PREFIX}template{self.suffix}"
                 drop_database(self.pg, name)
                 ensure_database(self.pg, name)
                 self.made.append(name)
@@ -216,14 +219,14 @@ class Databases:
         template = self._template(vendor)
         var_dir = self.root / name
         var_dir.mkdir()
-        dbname = f"pcapi_bench_{name}{self.suffix}"
+        dbname = f"{DB_PREFIX}{name}{self.suffix}"
         if vendor == "postgresql":
             drop_database(self.pg, dbname)
             import psycopg
 
             with psycopg.connect(_pg_admin_conninfo(self.pg), autocommit=True) as conn:
                 conn.execute(
-                    f'CREATE DATABASE "{dbname}" TEMPLATE "pcapi_bench_template{self.suffix}"'
+                    f'CREATE DATABASE "{dbname}" TEMPLATE "{DB_PREFIX}template{self.suffix}"'
                 )
             url = f"{self.pg}/{dbname}"
         else:

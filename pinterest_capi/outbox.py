@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Q, QuerySet
 from django.db.models.constants import OnConflict
@@ -21,13 +21,18 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from .models import AdAccount, EventStatus, OutboxEvent
+from .savepoints import DeferredSavepoint, execute_in_savepoint
 
 logger = logging.getLogger(__name__)
 
 
+# One encoder for every payload: json.dumps with options builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=False).encode
+
+
 def encode_payload(event: Mapping[str, Any]) -> str:
     """The event as compact JSON text, exactly as it will go on the wire."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+    return _encode(event)
 
 
 def event_columns(event: Mapping[str, Any], *, payload: str | None = None) -> dict[str, Any]:
@@ -73,7 +78,11 @@ def record(
 
 
 def record_for_tenant(
-    event: Mapping[str, Any], *, tenant: str, using: str | None = None, savepoint: bool = True
+    event: Mapping[str, Any],
+    *,
+    tenant: str,
+    using: str | None = None,
+    savepoint: bool | DeferredSavepoint = True,
 ) -> list[OutboxEvent]:
     """Insert ``event`` once per *active* ad account of ``tenant``: the recording hot path.
 
@@ -88,9 +97,12 @@ def record_for_tenant(
     tenant has no active account), the rows already recorded for the tenant's active accounts
     (``[]`` when there are none).  Like :func:`record` it runs in the caller's transaction;
     there, ``savepoint`` (default) keeps a failed insert from aborting the caller's
-    transaction on PostgreSQL: a caller that already runs this in a savepoint of its own (the
-    signal receivers) passes False to save a round trip.  The flush is nudged on commit when a
-    row was written.
+    transaction on PostgreSQL, in the insert's own round trip
+    (:func:`~pinterest_capi.savepoints.execute_in_savepoint`).  A caller that already runs
+    this in a savepoint of its own passes False; the signal receivers pass their
+    :class:`~pinterest_capi.savepoints.DeferredSavepoint`, which the insert opens (folded into
+    the same round trip) unless the mapper ran a statement first.  The flush is nudged on
+    commit when a row was written.
     """
     db = using or router.db_for_write(OutboxEvent)
     connection = connections[db]
@@ -98,22 +110,24 @@ def record_for_tenant(
     columns = event_columns(event)
     now = timezone.now()
     values: dict[str, Any] = {}
-    params: list[Any] = []
+    params: dict[str, Any] = {_TENANT_PARAM: tenant, _ACTIVE_PARAM: True}
     for field, kind, value, param in plan:  # constants were prepared once, with the statement
         if kind is not _CONSTANT:
             if kind is _FROM_EVENT:
                 value = columns[field.attname]
             else:
                 value = now if kind is _NOW else field.get_default()
-            param = field.get_db_prep_save(value, connection)
+            # A str for a text column is its own database value.
+            param = value if type(value) is _AS_IS.get(type(field)) else None
+            if param is None:
+                param = field.get_db_prep_save(value, connection)
         values[field.attname] = value
-        params.append(param)
-    params += [tenant, True]
+        params[field.attname] = param
     returning = connection.features.can_return_rows_from_bulk_insert
-    if savepoint and connection.in_atomic_block:
-        with transaction.atomic(using=db), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            new = cursor.fetchall() if returning else []
+    if isinstance(savepoint, DeferredSavepoint):
+        new = savepoint.execute(sql, params, fetch=returning)
+    elif savepoint and connection.in_atomic_block:
+        new = execute_in_savepoint(connection, sql, params, fetch=returning)
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -148,6 +162,14 @@ def _recorded_for_tenant(event: Mapping[str, Any], tenant: str, db: str) -> list
 # statement (a column added with a callable default gets a fresh value per row).
 _FROM_EVENT, _NOW, _CALL, _CONSTANT = "event", "now", "call", "constant"
 _Plan = list[tuple[Any, str, Any, Any]]  # (field, kind, value, prepared value)
+
+# Django's own text fields take a str as is on every backend (integers are not: PostgreSQL
+# wraps them in psycopg's types); a subclass may prepare values its own way, so only these
+# exact classes skip get_db_prep_save.
+_AS_IS: dict[type, type] = {models.CharField: str, models.TextField: str}
+
+# The statement's two parameters that do not name a column.
+_TENANT_PARAM, _ACTIVE_PARAM = "pcapi_tenant", "pcapi_active"
 
 # (alias, vendor) -> the INSERT … SELECT statement and the plan of its parameters.
 _TENANT_INSERT: dict[tuple[str, str], tuple[str, _Plan]] = {}
@@ -189,7 +211,8 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     (created_at, next_attempt_at: the database clock).  PostgreSQL types a bare parameter in a
     SELECT list as text, so non-text parameters are cast to their column type (text ones are
     not: an explicit cast to ``varchar(n)`` would truncate silently where the assignment
-    raises).
+    raises).  Parameters are named (``%(event_id)s``): SQLite's backend then maps them with
+    one ``%`` instead of a regular expression over the statement on every call.
     """
     key = (connection.alias, connection.vendor)
     if key in _TENANT_INSERT:
@@ -203,8 +226,8 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
 
     def placeholder(field: Field[Any, Any]) -> str:
         if connection.vendor == "postgresql" and field.get_internal_type() not in text_types:
-            return f"CAST(%s AS {field.db_type(connection)})"
-        return "%s"
+            return f"CAST(%({field.attname})s AS {field.db_type(connection)})"
+        return f"%({field.attname})s"
 
     select = [
         f"{account_table}.{qn(accounts.pk.column)}" if f.name == "account" else placeholder(f)
@@ -213,7 +236,8 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     sql = (
         (
             "{insert} {table} ({columns}) SELECT {select} FROM {accounts} "
-            "WHERE {accounts}.{tenant} = %s AND {accounts}.{active} = %s {suffix}"
+            "WHERE {accounts}.{tenant} = %({tenant_param})s "
+            "AND {accounts}.{active} = %({active_param})s {suffix}"
         )
         .format(
             insert=connection.ops.insert_statement(on_conflict=OnConflict.IGNORE),
@@ -223,6 +247,8 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
             accounts=account_table,
             tenant=qn(accounts.get_field("tenant").column),
             active=qn(accounts.get_field("active").column),
+            tenant_param=_TENANT_PARAM,
+            active_param=_ACTIVE_PARAM,
             suffix=connection.ops.on_conflict_suffix_sql(columns, OnConflict.IGNORE, None, None)
             or "",
         )

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
-from django.db import router, transaction
+from django.db import router
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
 from .conf import SETTINGS_NAME, app_settings
 from .exceptions import ConfigurationError, MissingIdentifierError
+from .savepoints import DeferredSavepoint
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,9 @@ def record_from_signal(mapper: str | Mapper, **kwargs: Any) -> list[Any]:
 
     name = mapper_name(mapper)
     try:
-        with transaction.atomic(using=router.db_for_write(OutboxEvent)):
+        # Every statement of the mapper and the recording runs in this savepoint; it is opened
+        # by the first one (usually the outbox insert, in the same round trip on PostgreSQL).
+        with DeferredSavepoint(router.db_for_write(OutboxEvent)) as savepoint:
             spec = load_mapper(mapper)(**kwargs)
             if not spec:
                 return []
@@ -148,8 +151,7 @@ def record_from_signal(mapper: str | Mapper, **kwargs: Any) -> list[Any]:
                     "a mapper returns None or a dict of track() arguments with 'event_name'."
                 )
             spec = dict(spec)
-            # Already in a savepoint: the insert need not open one of its own.
-            return record_event(spec.pop("event_name"), savepoint=False, **spec)
+            return record_event(spec.pop("event_name"), savepoint=savepoint, **spec)
     except MissingIdentifierError:
         logger.info(
             "Pinterest event skipped (mapper %s): no email, MAIDs, or IP address and user agent.",

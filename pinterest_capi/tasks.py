@@ -1,15 +1,23 @@
 """Thin django-q2 entry points: a nudged flush, and the periodic sweep.
 
-Recording nudges a flush once the shop's transaction commits.  Under load at
-most one nudge is pending at a time (a cache key guards it; the task clears
-the key when it starts, so events recorded during a flush nudge again).  The
-sweep schedule catches anything a nudge missed.  Tasks return a summary dict
-and never raise for an API failure; the retry policy lives in the outbox.
+Recording nudges a flush once the shop's transaction commits.  At most one nudged flush is
+pending or running at a time: a cache key (:data:`NUDGE_KEY`) is set by the nudge that
+enqueues it and cleared by that flush when it has found nothing more to send, so the shop's
+commits while it is queued or running enqueue nothing (an enqueue is a write to django-q2's
+queue on the shop's request).  Every event still leaves promptly: the flush runs until nothing
+is due, then clears the key and, :data:`NUDGE_MEMO_SECONDS` later, looks once more and nudges
+again if an event committed meanwhile.  A process that saw the key set trusts that for
+:data:`NUDGE_MEMO_SECONDS` without reading the cache again (busy shops commit many times a
+second); the flush's second look comes after that, so nothing committed in between waits.
+The sweep schedule catches anything a nudge missed (a flush killed while holding the key, which
+then lapses after its timeout).  Tasks return a summary dict and never raise for an API
+failure; the retry policy lives in the outbox.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +33,19 @@ FLUSH_TASK = "pinterest_capi.tasks.flush_task"
 SWEEP_TASK = "pinterest_capi.tasks.sweep_task"
 SCHEDULE_NAME = "pinterest_capi: sweep the outbox"
 
+#: How long a process that found a nudged flush pending or running trusts that without reading
+#: the cache again; the flush waits as long after clearing the key before its last look.
+NUDGE_MEMO_SECONDS = 0.25
+
+# time.monotonic() until which this process need not read NUDGE_KEY (it saw it set).
+_pending_seen_until = 0.0
+
+
+def forget_seen_nudge() -> None:
+    """Read the cache at the next nudge (tests: each starts with no nudge pending)."""
+    global _pending_seen_until
+    _pending_seen_until = 0.0
+
 
 def _time_budget() -> float:
     """Seconds a task may keep flushing: inside django-q2's timeout with room for one request."""
@@ -33,16 +54,26 @@ def _time_budget() -> float:
 
 
 def nudge_flush() -> None:
-    """Ask for a flush soon (called on commit after recording). Never raises."""
+    """Ask for a flush soon (called on commit after recording). Never raises.
+
+    With ``NUDGE = "async"`` it costs the shop's request one cache ``add`` at most: nothing
+    while this process saw a nudged flush pending or running less than
+    :data:`NUDGE_MEMO_SECONDS` ago, a django-q2 enqueue only when none is.
+    """
+    global _pending_seen_until
     mode = app_settings.NUDGE
     try:
         if mode == "off":
             return
         if mode == "sync":
-            flush_task()
+            _flush_within_budget()
             return
+        now = time.monotonic()
+        if now < _pending_seen_until:
+            return  # a nudged flush was pending or running a moment ago: it will see the rows
         guard = max(5, int(app_settings.LEASE_SECONDS))
         if not cache.add(NUDGE_KEY, 1, timeout=guard):
+            _pending_seen_until = now + NUDGE_MEMO_SECONDS
             return  # a nudge is already pending
         from django_q.tasks import async_task
 
@@ -55,9 +86,24 @@ def nudge_flush() -> None:
 
 
 def flush_task() -> dict[str, Any]:
-    """Flush until nothing is due or the time budget is spent; re-nudge if work remains."""
-    cache.delete(NUDGE_KEY)
-    return _flush_within_budget()
+    """The nudged flush: until nothing is due, then clear the guard and look once more.
+
+    The guard stays set while this runs, so the shop's commits meanwhile enqueue nothing: the
+    flush claims their rows in its next round.  A row committed after its last claim, while
+    the guard was still set (or trusted set by a process's memo), is found by the second look,
+    :data:`NUDGE_MEMO_SECONDS` after the guard is cleared, which nudges a new flush.  A
+    stalled flush (the database failed, or every row it claimed was handed back) does not
+    look again, which could spin: the sweep takes over, as it did for those rows before.
+    """
+    try:
+        result, stalled = _flush()
+    finally:
+        cache.delete(NUDGE_KEY)
+    if not stalled:
+        time.sleep(NUDGE_MEMO_SECONDS)
+        if _more_due():
+            nudge_flush()
+    return result
 
 
 def sweep_task() -> dict[str, Any]:
@@ -65,7 +111,12 @@ def sweep_task() -> dict[str, Any]:
     return _flush_within_budget()
 
 
-def _flush_within_budget() -> dict[str, Any]:
+def _flush() -> tuple[dict[str, Any], bool]:
+    """Flush until nothing is due or the budget is spent: (summary, stalled).
+
+    Stalled means that looking again now would not help: the database failed, or every row
+    the flush claimed was handed back (an account paused), so nudging again would spin.
+    """
     from . import delivery
 
     try:
@@ -73,9 +124,15 @@ def _flush_within_budget() -> dict[str, Any]:
     except DatabaseError as exc:
         # The database went away (restart, lock): the next cycle reconnects and retries.
         logger.warning("Pinterest flush stopped by a database error: %s", exc)
-        return {"error": f"database error: {exc}"}
-    result = summary.as_dict()
-    if summary.claimed and summary.sent + summary.failed + summary.retrying and _more_due():
+        return {"error": f"database error: {exc}"}, True
+    progress = summary.sent + summary.failed + summary.retrying
+    return summary.as_dict(), bool(summary.claimed and not progress)
+
+
+def _flush_within_budget() -> dict[str, Any]:
+    """Flush until nothing is due or the budget is spent; re-nudge if work remains."""
+    result, stalled = _flush()
+    if not stalled and result.get("claimed") and _more_due():
         nudge_flush()
     return result
 

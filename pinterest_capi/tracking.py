@@ -21,6 +21,7 @@ from . import consent, events, outbox, tag_events
 from .conf import app_settings
 from .context import get_current_request, request_user_data
 from .models import OutboxEvent
+from .savepoints import DeferredSavepoint
 from .tenants import resolve_tenant
 
 logger = logging.getLogger(__name__)
@@ -91,14 +92,16 @@ def record_event(
     request: HttpRequest | None = None,
     obj: Any = None,
     browser_tag: bool = True,
-    savepoint: bool = True,
+    savepoint: bool | DeferredSavepoint = True,
     **event_fields: Any,
 ) -> list[OutboxEvent]:
-    """:func:`track`, for callers that already record inside a savepoint of their own.
+    """:func:`track`, for callers that record inside a savepoint of their own.
 
-    The signal receivers run mapper and recording in a savepoint, so they pass
-    ``savepoint=False`` and the insert does not open a second one (two round trips fewer on
-    the shop's checkout); everything else is :func:`track`'s.
+    The signal receivers run mapper and recording in a
+    :class:`~pinterest_capi.savepoints.DeferredSavepoint` and pass it as ``savepoint``: the
+    insert opens it (on PostgreSQL in the same round trip) unless a statement before did;
+    ``savepoint=False`` means the caller's savepoint is open already.  Everything else is
+    :func:`track`'s.
     """
     if not app_settings.ENABLED:
         return []

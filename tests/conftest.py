@@ -134,6 +134,10 @@ def _clear_cache():
     """The nudge guard lives in the cache: no test inherits another's pending nudge."""
     from django.core.cache import cache
 
+    from pinterest_capi import tasks
+
     cache.clear()
+    tasks.forget_seen_nudge()
     yield
     cache.clear()
+    tasks.forget_seen_nudge()

@@ -18,6 +18,7 @@ from ..exceptions import InvalidEventError
 from .fields import HASHED_USER_FIELDS, PLAIN_USER_FIELDS, _is_two_letters
 
 _is_sha256 = re.compile(r"[A-Fa-f0-9]{64}").fullmatch
+_PLAIN, _HASHED = frozenset(PLAIN_USER_FIELDS), frozenset(HASHED_USER_FIELDS)
 _is_us_zip = re.compile(r"\d{5}(-?\d{4})?").fullmatch
 _DATE_FORMATS = {8: "%Y%m%d", 10: "%Y-%m-%d"}
 _GENDERS = {
@@ -148,16 +149,21 @@ def normalise_user_data(
         raise InvalidEventError("user_data", "must be a mapping")
     result: dict[str, Any] = {}
     for key, value in user_data.items():
-        if key in PLAIN_USER_FIELDS:
+        if key in _PLAIN:
             if value is None:
                 continue
             if not isinstance(value, str):
                 raise InvalidEventError(f"user_data.{key}", "must be a string")
             if value.strip():
                 result[key] = value.strip()
-        elif key in HASHED_USER_FIELDS:
-            values = value if isinstance(value, list | tuple) else [value]
-            hashes = (_hash_one(key, v, default_phone_region) for v in values if v is not None)
+        elif key in _HASHED:
+            if value is None:
+                continue
+            if not isinstance(value, list | tuple):  # one value, the usual case
+                if digest := _hash_one(key, value, default_phone_region):
+                    result[key] = [digest]
+                continue
+            hashes = (_hash_one(key, v, default_phone_region) for v in value if v is not None)
             unique = list(dict.fromkeys(h for h in hashes if h))
             if unique:
                 result[key] = unique

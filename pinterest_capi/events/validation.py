@@ -24,6 +24,7 @@ from .fields import (
 )
 
 _is_hashed = re.compile(r"[a-f0-9]{64}").fullmatch
+_PLAIN = frozenset(PLAIN_USER_FIELDS)
 _JSON_TYPES = {str: "string", int: "integer", bool: "boolean", list: "array"}
 
 
@@ -43,7 +44,7 @@ def _check_type(value: Any, kind: type, field: str) -> None:
 def _check_user_data(user_data: Any) -> None:
     _check_keys(user_data, _USER_FIELDS, "user_data")
     for key, value in user_data.items():
-        if key in PLAIN_USER_FIELDS:
+        if key in _PLAIN:
             _check_type(value, str, f"user_data.{key}")
             continue
         _check_type(value, list, f"user_data.{key}")

@@ -70,7 +70,8 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 def add_to_cart(request: HttpRequest, slug: str) -> HttpResponse:
-    product = get_object_or_404(Product, slug=slug, active=True)
+    # The category comes along: the add_to_cart event names it (no query per add).
+    product = get_object_or_404(Product.objects.select_related("category"), slug=slug, active=True)
     form = AddToCartForm(request.POST)
     if not form.is_valid():
         return render(request, "shop/product.html", {"product": product, "form": form}, status=400)
