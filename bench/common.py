@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -365,3 +366,41 @@ def flush(db: BenchDB, workers: int = 1, limit: float | None = None) -> list[Flu
 def self_rss_kb() -> int:
     """Peak RSS of this process (for the report's context only)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def blast(
+    events_url: str,
+    body: bytes,
+    batches: int,
+    connections: int,
+    headers: dict[str, str],
+    *,
+    accept: tuple[int, ...] = (200,),
+) -> float:
+    """Post ``body`` ``batches`` times over ``connections`` keep-alive connections at once.
+
+    Returns the seconds it took; raises SystemExit naming the first answer outside ``accept``.
+    The sandbox capacity row (bench/tasks.py) and bench/sandbox_capacity.py both measure this.
+    """
+    import httpx
+
+    shares = [batches // connections + (i < batches % connections) for i in range(connections)]
+    errors: list[str] = []
+
+    def run(count: int) -> None:
+        with httpx.Client(timeout=60, headers=headers) as http:
+            for _ in range(count):
+                response = http.post(events_url, content=body)
+                if response.status_code not in accept:
+                    errors.append(f"HTTP {response.status_code}")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in shares]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{events_url}: {len(errors)} failed requests ({errors[0]})")
+    return seconds

@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import ACCOUNT_ID, TOKEN, free_port, wait_for_port  # noqa: E402
+from bench.common import ACCOUNT_ID, TOKEN, blast, free_port, wait_for_port  # noqa: E402
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
@@ -95,31 +94,11 @@ def make_body(kind: str) -> bytes:
     return ('{"data":[' + ",".join(encode_payload(e) for e in events) + "]}").encode()
 
 
-def blast(url: str, body: bytes, events: int, connections: int) -> float:
-    """Post ``body`` ``events // 1000`` times over ``connections`` threads; events/s."""
-    import httpx
-
+def capacity(url: str, body: bytes, events: int, connections: int) -> float:
+    """Post ``body`` ``events // 1000`` times over ``connections`` connections; events/s."""
     batches = max(connections, events // 1000)
-    shares = [batches // connections + (i < batches % connections) for i in range(connections)]
-    errors: list[str] = []
     events_url = f"{url}/v5/ad_accounts/{ACCOUNT_ID}/events?test=true"
-
-    def run(count: int) -> None:
-        with httpx.Client(timeout=60, headers=HEADERS) as http:
-            for _ in range(count):
-                response = http.post(events_url, content=body)
-                if response.status_code not in (200, 422):
-                    errors.append(f"HTTP {response.status_code}")
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in shares]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - started
-    if errors:
-        raise SystemExit(f"{url}: {len(errors)} failed requests ({errors[0]})")
+    seconds = blast(events_url, body, batches, connections, HEADERS, accept=(200, 422))
     return batches * 1000 / seconds
 
 
@@ -158,7 +137,7 @@ def main() -> None:
             if len(set(answers.values())) != 1:
                 raise SystemExit("the two sandboxes answer the body differently")
         for url in urls.values():  # warm-up: imports, first connections
-            blast(url, body, 4000, args.connections)
+            capacity(url, body, 4000, args.connections)
         figures: dict[str, list[float]] = {name: [] for name in urls}
         for round_ in range(args.rounds):
             order = list(urls.items())
@@ -166,7 +145,7 @@ def main() -> None:
                 order.reverse()
             for name, url in order:
                 reset(url)
-                figures[name].append(blast(url, body, args.events, args.connections))
+                figures[name].append(capacity(url, body, args.events, args.connections))
                 print(f"round {round_ + 1} {name:<24} {figures[name][-1]:>10,.0f} events/s")
     result = {
         "events_per_round": args.events,

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import ACCOUNT_ID, TOKEN
+from bench.common import ACCOUNT_ID, TOKEN, blast
 
 BENCH_TENANT = "bench"
 
@@ -341,27 +340,10 @@ def senders(
     payloads = [encode_payload(e) for e in make_events(1000, "cap")]
     body = ('{"data":[' + ",".join(payloads) + "]}").encode()
     batches = max(connections, capacity // 1000)
-    per_thread = [batches // connections + (i < batches % connections) for i in range(connections)]
-    errors: list[str] = []
-
-    def blast(count: int) -> None:
-        with httpx.Client(timeout=60, headers=headers) as http:
-            for _ in range(count):
-                response = http.post(events_url + "?test=true", content=body)
-                if response.status_code != 200:
-                    errors.append(f"HTTP {response.status_code}")
-
-    threads = [threading.Thread(target=blast, args=(n,)) for n in per_thread]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise SystemExit(f"sandbox capacity: {len(errors)} failed requests ({errors[0]})")
+    seconds = blast(events_url + "?test=true", body, batches, connections, headers)
     result["capacity_events"] = batches * 1000
     result["capacity_connections"] = connections
-    result["capacity_events_per_s"] = batches * 1000 / (time.monotonic() - started)
+    result["capacity_events_per_s"] = batches * 1000 / seconds
     return result
 
 
