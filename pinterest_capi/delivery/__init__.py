@@ -131,8 +131,9 @@ class _ClaimAhead:
 
     A claim is one of the two writes every row costs; running it while the previous
     cycle's batches are on the wire and their results are saved keeps the database busy
-    on both.  Only the claim runs ahead: results are still saved before the next request
-    of an account goes out, so a database failure leaves at most one batch unsaved (F8).
+    on both.  Only the claim runs ahead: results are still saved before the lane's next
+    request of an account goes out, so a database failure leaves at most one batch unsaved
+    per lane (F8).
     Rows claimed ahead but not used (budget spent, loop ended) are released at once;
     each cycle re-reads which accounts may send (a pause written meanwhile holds).
     """

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import DateTimeField, ExpressionWrapper, Q, QuerySet, Subquery
+from django.db.models import DateTimeField, ExpressionWrapper, QuerySet, Subquery
 from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 
@@ -43,11 +43,12 @@ def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
     Pending rows and rows whose lease lapsed (a worker died) are taken together in
     ``(next_attempt_at, id)`` order (an in-flight row keeps the time it became due, so a
     lapsed lease comes back near the head of the queue).  Where the backend has
-    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) one statement, ``UPDATE … WHERE pk IN
-    (SELECT … ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED) RETURNING …``, selects, leases and
-    reads the rows in one round trip.  The sendable accounts are read first (a tiny table) so
-    the statement reads one partial index in order and stops after ``n`` rows; the join it
-    replaced made PostgreSQL sort the whole backlog on every claim.  The update writes only
+    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) one statement, ``UPDATE … WHERE pk =
+    ANY(ARRAY(SELECT … ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING …`` (``pk IN
+    (SELECT …)`` on SQLite), selects, leases and reads the rows in one round trip.  The
+    sendable accounts are read first (a tiny table) so the statement reads one partial index
+    in order and stops after ``n`` rows; the join it replaced made PostgreSQL sort the whole
+    backlog on every claim.  The update writes only
     columns no index reads (a HOT update on PostgreSQL, see ``OutboxEvent.queued``).  The
     lease expiry is ``NOW() + LEASE_SECONDS`` on the DB clock.
     """
@@ -65,15 +66,15 @@ def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
             return owner, []
         if not connection.features.can_return_columns_from_insert:
             return owner, _claim_two_steps(db, owner, limit, lease_values)
-        rows = _claim_returning(db, accounts, claimable(), limit, lease_values)
+        rows = _claim_returning(db, accounts, limit, lease_values)
     rows.sort(key=lambda row: row.pk)
     return owner, rows
 
 
-def _candidates(db: str, accounts: list[int], due: Q) -> QuerySet[OutboxEvent]:
+def _candidates(db: str, accounts: list[int]) -> QuerySet[OutboxEvent]:
     rows = (
         OutboxEvent.objects.using(db)
-        .filter(due, account_id__in=accounts)
+        .filter(claimable(), account_id__in=accounts)
         .order_by("next_attempt_at", "pk")
     )
     if connections[db].features.has_select_for_update_skip_locked:
@@ -85,32 +86,31 @@ _RETURNED = ("id", "account_id", "payload", "attempts")
 
 
 def _claim_returning(
-    db: str, accounts: list[int], due: Q, limit: int, values: dict[str, Any]
+    db: str, accounts: list[int], limit: int, values: dict[str, Any]
 ) -> list[Claimed]:
     """One ``UPDATE … RETURNING``: the ORM compiles the UPDATE, RETURNING is appended.
 
-    The outer re-check of ``due`` is belt and braces: on PostgreSQL the locking
+    The outer re-check of :func:`claimable` is belt and braces: on PostgreSQL the locking
     subquery already re-evaluates its conditions on the newest version of a row it locks.
     """
-    candidates = _candidates(db, accounts, due).values("pk")[:limit]
+    candidates = _candidates(db, accounts).values("pk")[:limit]
     qn = connections[db].ops.quote_name
     meta = OutboxEvent._meta
-    if connections[db].vendor == "postgresql":
+    postgresql = connections[db].vendor == "postgresql"
+    rows = OutboxEvent.objects.using(db).filter(claimable())
+    if not postgresql:
+        rows = rows.filter(pk__in=Subquery(candidates))
+    query = rows.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    sql, params = query.get_compiler(db).as_sql()
+    if postgresql:
         # ``pk = ANY(ARRAY(subquery))``: the locking subquery runs once, as an InitPlan.  With
         # ``pk IN (subquery)`` the planner may pick a nested-loop semi-join that re-runs it for
         # every outer row, and each re-run skips the rows this statement already leased and
         # takes the next ones: a claim of 10 leased 40 (tests/test_flush_lanes.py).
-        query = OutboxEvent.objects.using(db).filter(due).query.chain(UpdateQuery)
-        query.add_update_values(values)
-        sql, params = query.get_compiler(db).as_sql()
         picked_sql, picked_params = candidates.query.get_compiler(db).as_sql()
         sql = f"{sql} AND {qn(meta.pk.column)} = ANY(ARRAY({picked_sql}))"
         params = (*params, *picked_params)
-    else:
-        rows = OutboxEvent.objects.using(db).filter(due, pk__in=Subquery(candidates))
-        query = rows.query.chain(UpdateQuery)
-        query.add_update_values(values)
-        sql, params = query.get_compiler(db).as_sql()
     returning = ", ".join(qn(meta.get_field(name).column) for name in _RETURNED)
     with connections[db].cursor() as cursor:
         cursor.execute(f"{sql} RETURNING {returning}", params)
