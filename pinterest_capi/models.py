@@ -164,8 +164,8 @@ class OutboxEventQuerySet(models.QuerySet):
 class OutboxEvent(models.Model):
     """One event for one ad account, written in the shop's transaction, sent later."""
 
-    # No index of its own: (account, id) and the unique (account, event_name, event_id) lead
-    # with it, and every index is one more write on each of the flush's two updates per row.
+    # No index of its own: (account, id) leads with it, and every index is one more entry
+    # written for each recorded event and again when it is delivered.
     account = models.ForeignKey(
         AdAccount,
         on_delete=models.CASCADE,

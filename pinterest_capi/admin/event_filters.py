@@ -15,6 +15,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from ..models import QUEUED_STATUSES, EventStatus
+
 # Pinterest's standard event names (contract.md).  A fixed list instead of a
 # SELECT DISTINCT over the whole outbox on every changelist view.
 STANDARD_EVENT_NAMES = (
@@ -47,8 +49,6 @@ class StatusFilter(admin.ChoicesFieldListFilter):
     """
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        from ..models import QUEUED_STATUSES, EventStatus
-
         queryset = super().queryset(request, queryset)
         value = self.lookup_val[-1] if isinstance(self.lookup_val, list) else self.lookup_val
         if value in QUEUED_STATUSES:
