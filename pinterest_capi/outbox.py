@@ -207,11 +207,11 @@ def inserted_fields() -> list[Field[Any, Any]]:
 def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     """The statement of :func:`record_for_tenant` for this database, built once per process.
 
-    Every concrete column is given except the primary key and those with a database default
-    (created_at, next_attempt_at: the database clock).  PostgreSQL types a bare parameter in a
-    SELECT list as text, so non-text parameters are cast to their column type (text ones are
-    not: an explicit cast to ``varchar(n)`` would truncate silently where the assignment
-    raises).  Parameters are named (``%(event_id)s``): SQLite's backend then maps them with
+    Its columns are :func:`inserted_fields` (the database fills the others).  PostgreSQL
+    types a bare parameter in a SELECT list as text, so non-text parameters are cast to their
+    column type (text ones are not: an explicit cast to ``varchar(n)`` would truncate silently
+    where the assignment raises).  Parameters are named (``%(event_id)s``): SQLite's backend
+    then maps them with
     one ``%`` instead of a regular expression over the statement on every call.
     """
     key = (connection.alias, connection.vendor)
