@@ -211,8 +211,8 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     types a bare parameter in a SELECT list as text, so non-text parameters are cast to their
     column type (text ones are not: an explicit cast to ``varchar(n)`` would truncate silently
     where the assignment raises).  Parameters are named (``%(event_id)s``): SQLite's backend
-    then maps them with
-    one ``%`` instead of a regular expression over the statement on every call.
+    then maps them with one ``%`` instead of a regular expression over the statement on
+    every call.
     """
     key = (connection.alias, connection.vendor)
     if key in _TENANT_INSERT:
