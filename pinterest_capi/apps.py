@@ -17,7 +17,17 @@ class PinterestCapiConfig(AppConfig):
         )
 
         receivers.connect_configured_signals()
+        post_migrate.connect(_ensure_queue_triggers, sender=self)
         post_migrate.connect(_ensure_sweep_schedule, sender=self)
+
+
+def _ensure_queue_triggers(using: str = "default", **kwargs: object) -> None:
+    """After migrate: the outbox's queue triggers, which a table rebuild or syncdb leaves out."""
+    from django.db import connections
+
+    from . import queue_triggers
+
+    queue_triggers.ensure(connections[using])
 
 
 def _ensure_sweep_schedule(using: str = "default", **kwargs: object) -> None:

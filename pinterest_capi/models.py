@@ -139,17 +139,21 @@ class EventStatus(models.TextChoices):
 QUEUED_STATUSES = (EventStatus.PENDING, EventStatus.IN_FLIGHT)
 
 
-def claimable() -> Q:
-    """Rows a flush may claim now (DB clock): pending and due, or in flight with a lapsed lease.
-
-    Served by ``pcapi_event_queued_due_idx``: ``queued`` and ``next_attempt_at <= NOW()`` stand
-    outside the OR, so the database reads that index in order and filters each row by status
-    and lease.  An in-flight row was due when it was claimed, so its ``next_attempt_at`` is in
-    the past and the same range holds it.
-    """
-    return Q(queued=True, next_attempt_at__lte=Now()) & (
-        Q(status=EventStatus.PENDING) | Q(status=EventStatus.IN_FLIGHT, lease_expires_at__lt=Now())
+def lease_free() -> Q:
+    """Rows no live lease holds: pending, or in flight with a lapsed lease (DB clock)."""
+    return Q(status=EventStatus.PENDING) | Q(
+        status=EventStatus.IN_FLIGHT, lease_expires_at__lt=Now()
     )
+
+
+def claimable() -> Q:
+    """Rows a flush may claim now (DB clock): their queue entry is due, and no lease holds them.
+
+    The queue entry (:class:`QueuedEvent`, a join) is due when the row is pending and due or
+    its lease lapsed; ``lease_free()`` repeats the outbox row's own state, which a locking read
+    re-checks on the row's newest version.
+    """
+    return Q(queue_entry__next_attempt_at__lte=Now()) & lease_free()
 
 
 class OutboxEventQuerySet(models.QuerySet):
@@ -165,7 +169,7 @@ class OutboxEvent(models.Model):
     """One event for one ad account, written in the shop's transaction, sent later."""
 
     # No index of its own: (account, id) leads with it, and every index is one more entry
-    # written for each recorded event and again when it is delivered.
+    # written for each recorded event.
     account = models.ForeignKey(
         AdAccount,
         on_delete=models.CASCADE,
@@ -191,10 +195,8 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField(_("recorded at"), db_default=Now(), db_index=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    # Pending or in flight, computed by the database from ``status``.  The claim's index is
-    # partial on this column rather than on ``status``: a claim (pending → in flight) leaves
-    # it unchanged, and as no index reads ``status`` or the lease columns, PostgreSQL can
-    # rewrite the row in place (a HOT update: no index entries written) — see Meta.
+    # Pending or in flight, computed by the database from ``status``: what the queue table's
+    # triggers test (:class:`QueuedEvent`).
     queued = models.GeneratedField(
         expression=ExpressionWrapper(
             Q(status__in=QUEUED_STATUSES), output_field=models.BooleanField()
@@ -203,16 +205,18 @@ class OutboxEvent(models.Model):
         db_persist=True,
         verbose_name=_("queued"),
     )
-    # Sent, computed by the database from ``status``: the partial index of events not sent
-    # (the backlog and the failed ones, a small part of the table) reads it, for the same
-    # reason as above, so per-account queue counts never read the sent rows.
-    delivered = models.GeneratedField(
+    # Failed, computed by the database from ``status``: the partial index of failed rows (a
+    # small part of the table, found without reading the sent ones) reads this column, not
+    # ``status``, so a claim (pending -> in flight) or a delivery (-> sent) leaves every indexed
+    # value of the row unchanged and PostgreSQL rewrites it in place (a HOT update: no index
+    # entries written) — see Meta.
+    failed = models.GeneratedField(
         expression=ExpressionWrapper(
-            Q(status=EventStatus.SENT), output_field=models.BooleanField()
+            Q(status=EventStatus.FAILED), output_field=models.BooleanField()
         ),
         output_field=models.BooleanField(),
         db_persist=True,
-        verbose_name=_("delivered"),
+        verbose_name=_("failed"),
     )
 
     objects = OutboxEventQuerySet.as_manager()
@@ -233,22 +237,14 @@ class OutboxEvent(models.Model):
             )
         ]
         indexes = [
-            # The claim walks this in order and stops after CLAIM_SIZE rows; a sent or failed
-            # row, most of the table, is not in it.  It covers pending rows and in-flight ones
-            # (whose lease may lapse) alike, and its predicate is the derived ``queued``, so a
-            # claim changes no indexed column.  No index reads ``status`` for the same reason:
-            # the flush's claim is then a HOT update on PostgreSQL (with the table's fillfactor,
-            # set by migration 0008), the finish the only update that writes index entries.
-            models.Index(
-                fields=["next_attempt_at", "id"],
-                condition=Q(queued=True),
-                name="pcapi_event_queued_due_idx",
-            ),
-            # Queue counts per account (health, admin): pending, in flight and failed rows.
+            # No index reads ``status``, the lease columns, ``next_attempt_at`` or ``sent_at``:
+            # the claim and the delivery are then HOT updates on PostgreSQL (with the table's
+            # fillfactor, set by migration 0008).  The queue of rows to deliver is a table of
+            # its own (QueuedEvent), kept by triggers; failed rows have this partial index.
             models.Index(
                 fields=["account", "id"],
-                condition=Q(delivered=False),
-                name="pcapi_event_undelivered_idx",
+                condition=Q(failed=True),
+                name="pcapi_event_failed_idx",
             ),
             # The admin's exact order_id lookup (db_index=True would add a second,
             # pattern-ops copy on PostgreSQL that no query uses).
@@ -266,6 +262,57 @@ class OutboxEvent(models.Model):
     @property
     def payload_dict(self) -> dict[str, Any]:
         return json.loads(self.payload)
+
+
+class QueuedEvent(models.Model):
+    """An outbox row still to be delivered (pending or in flight), and when a flush may take it.
+
+    The queue the flush claims from, as a narrow table beside the outbox rather than a partial
+    index on it.  With a partial index of queued rows each delivery changed an indexed value,
+    and PostgreSQL then wrote a new entry in every index of the (wide, many-indexed) outbox
+    row; here a delivery deletes one narrow row and rewrites the outbox row in place.
+
+    ``next_attempt_at`` is when a flush may claim the row: the outbox row's own
+    ``next_attempt_at`` while it is pending, the end of the lease while it is in flight (the
+    claim moves it, :mod:`pinterest_capi.delivery.claim`), so every due row of this table is
+    claimable and the claim reads no row it cannot take.
+
+    Kept by database triggers (:mod:`pinterest_capi.queue_triggers`): recording, requeueing,
+    retrying, releasing or deleting an outbox row moves its entry in the same transaction,
+    whoever writes the row (the flush, the admin, a command, raw SQL).  The flush's own two
+    transitions, claimed and delivered, move the entries itself with one statement per batch.
+    """
+
+    event = models.OneToOneField(
+        OutboxEvent,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="queue_entry",
+        db_constraint=False,  # written by a trigger for a row that exists
+        verbose_name=_("outbox event"),
+    )
+    # The outbox row's account, so the claim picks rows of sendable accounts from this table
+    # alone (the outbox's indexes never lead the claim).
+    account = models.ForeignKey(
+        AdAccount,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        verbose_name=_("ad account"),
+    )
+    next_attempt_at = models.DateTimeField(_("claimable at"))
+
+    class Meta:
+        verbose_name = _("queued event")
+        verbose_name_plural = _("queued events")
+        indexes = [
+            # The claim reads this in order and stops after CLAIM_SIZE rows.
+            models.Index(fields=["next_attempt_at", "event"], name="pcapi_queue_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} claimable at {self.next_attempt_at:%Y-%m-%d %H:%M:%S}"
 
 
 class DeliveryDashboard(OutboxEvent):

@@ -2,7 +2,8 @@
 
 The event name and attempt filters avoid a ``SELECT DISTINCT`` over the outbox to build their
 choices: the event names come from Pinterest's fixed list, the attempt filter only shows the
-attempt already selected.  The status filter adds the derived column of a partial index.
+attempt already selected.  The status filter starts from the queue table (pending, in flight)
+or the partial index of failed rows.
 """
 
 from __future__ import annotations
@@ -39,22 +40,22 @@ STANDARD_EVENT_NAMES = (
 
 
 class StatusFilter(admin.ChoicesFieldListFilter):
-    """The status filter, with the derived column that leads the database to a partial index.
+    """The status filter, led by the queue table or the index of failed rows.
 
-    No index reads ``status`` itself (the flush's claim would then rewrite every index: see
-    ``OutboxEvent.queued``).  Pending and in-flight rows are the rows of
-    ``pcapi_event_queued_due_idx`` (``queued``), failed ones are among those of
-    ``pcapi_event_undelivered_idx`` (``delivered`` false): adding that condition selects the
-    same rows and lets the database find a rare status without reading the sent ones.
+    No index reads ``status`` itself (the flush's claim and delivery would then rewrite every
+    index: see ``QueuedEvent``).  Pending and in-flight rows are the rows of the queue (a join
+    the database starts from), failed ones those of ``pcapi_event_failed_idx`` (``failed``):
+    adding that condition selects the same rows and lets the database find a rare status
+    without reading the sent ones.
     """
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         queryset = super().queryset(request, queryset)
         value = self.lookup_val[-1] if isinstance(self.lookup_val, list) else self.lookup_val
         if value in QUEUED_STATUSES:
-            return queryset.filter(queued=True)
+            return queryset.filter(queue_entry__isnull=False)
         if value == EventStatus.FAILED:
-            return queryset.filter(delivered=False)
+            return queryset.filter(failed=True)
         return queryset
 
 

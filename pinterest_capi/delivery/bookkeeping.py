@@ -7,7 +7,6 @@ lease (too slow, restarted) cannot overwrite what another worker did.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -17,7 +16,6 @@ from functools import partial
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Now
 from django.db.models.sql import Query
@@ -25,8 +23,16 @@ from django.db.models.sql import Query
 from .. import signals
 from ..client import SendResult
 from ..conf import app_settings
-from ..models import AdAccount, AttemptEvent, DeliveryAttempt, EventStatus, OutboxEvent
+from ..models import (
+    AdAccount,
+    AttemptEvent,
+    DeliveryAttempt,
+    EventStatus,
+    OutboxEvent,
+    QueuedEvent,
+)
 from .claim import Claimed, db_now_plus
+from .keys import keys_table, pk_in
 from .policy import backoff_seconds, int_or_none
 from .summary import FlushSummary
 from .txn import bookkeeping
@@ -45,39 +51,6 @@ _FINISH_COLUMNS = (
     "sent_at",
     "attempts",
 )
-
-
-def bigint_array(pks: Iterable[int]) -> str:
-    """PostgreSQL's text form of an integer array, ``{1,2,3}`` (cast with ``::bigint[]``)."""
-    return "{" + ",".join(str(int(pk)) for pk in pks) + "}"
-
-
-def pk_in(connection: BaseDatabaseWrapper, column: str, pks: list[int]) -> tuple[str, list[Any]]:
-    """``column IN <pks>`` as SQL with one parameter where the backend allows it.
-
-    PostgreSQL: ``= ANY(%s::bigint[])`` with the array as its text literal ``{1,2,…}``;
-    SQLite: ``IN (SELECT value FROM json_each(%s))``; others: one placeholder per key.  One
-    string parameter instead of a list: the driver adapting and quoting 1,000 integers cost the
-    flush more CPU per batch than everything else it does in Python.
-    """
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", [bigint_array(pks)]
-    if connection.vendor == "sqlite" and connection.features.supports_json_field:
-        return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(pks))]
-    return f"{column} IN ({', '.join(['%s'] * len(pks))})", list(pks)
-
-
-def keys_table(connection: BaseDatabaseWrapper, pks: list[int]) -> tuple[str, list[Any]]:
-    """A FROM item ``keys`` with one column ``pk``: the given keys, as one parameter if possible.
-
-    PostgreSQL: ``unnest(%s::bigint[])``; SQLite: ``json_each(%s)``; others: a UNION ALL.
-    """
-    if connection.vendor == "postgresql":
-        return "unnest(%s::bigint[]) AS keys(pk)", [bigint_array(pks)]
-    if connection.vendor == "sqlite" and connection.features.supports_json_field:
-        return "(SELECT value AS pk FROM json_each(%s)) AS keys", [json.dumps(list(pks))]
-    union = " UNION ALL ".join(["SELECT %s AS pk"] * len(pks))
-    return f"({union}) AS keys", list(pks)
 
 
 class Bookkeeper:
@@ -225,16 +198,30 @@ class Bookkeeper:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             changed = [pk for (pk,) in cursor.fetchall()]
+        self._leave_queue(changed)
         if changed and self._outcomes is not None and signals.wanted(status):
             self._outcomes[(status, error if status == EventStatus.FAILED else "")].extend(changed)
         return len(changed)
 
+    def _leave_queue(self, pks: list[int]) -> None:
+        """Delete the queue entries of rows this cycle finished (sent or failed).
+
+        The flush's own step, one statement per batch: the queue's triggers leave the
+        in flight -> sent/failed transition to it (see ``QueuedEvent``).
+        """
+        if not pks:
+            return
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        meta = QueuedEvent._meta
+        in_sql, in_params = pk_in(connection, qn(meta.pk.column), pks)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {qn(meta.db_table)} WHERE {in_sql}", in_params)
+
     def _finish_orm(self, rows: list[Claimed], status: str, *, error: str, warning: str) -> int:
         """:meth:`finish` for backends without RETURNING: lock and note, then update."""
         mine = self.mine(rows)
-        noted: list[int] | None = None
-        if self._outcomes is not None and signals.wanted(status):
-            noted = list(mine.select_for_update().values_list("pk", flat=True))
+        noted = list(mine.select_for_update().values_list("pk", flat=True))
         updates: dict[str, Any] = {
             "status": status,
             "lease_owner": "",
@@ -246,7 +233,8 @@ class Bookkeeper:
         if status == EventStatus.SENT:
             updates["sent_at"] = Now()
         count = mine.update(**updates)
-        if noted and self._outcomes is not None:
+        self._leave_queue(noted)
+        if noted and self._outcomes is not None and signals.wanted(status):
             self._outcomes[(status, error if status == EventStatus.FAILED else "")].extend(noted)
         return count
 

@@ -13,7 +13,8 @@ from django.db.models.functions import Now
 from django.db.models.sql import UpdateQuery
 
 from ..conf import app_settings
-from ..models import AdAccount, EventStatus, OutboxEvent, claimable
+from ..models import AdAccount, EventStatus, OutboxEvent, QueuedEvent, claimable, lease_free
+from .keys import pk_in
 from .txn import bookkeeping
 
 
@@ -40,17 +41,16 @@ def sendable_due_rows() -> QuerySet[OutboxEvent]:
 def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
     """Lease up to ``limit`` due rows to a new owner token; return (owner, rows) by pk.
 
-    Pending rows and rows whose lease lapsed (a worker died) are taken together in
-    ``(next_attempt_at, id)`` order (an in-flight row keeps the time it became due, so a
-    lapsed lease comes back near the head of the queue).  Where the backend has
-    ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) one statement, ``UPDATE … WHERE pk =
+    Rows are read from the queue (:class:`~pinterest_capi.models.QueuedEvent`) in its
+    ``(next_attempt_at, event)`` order: pending rows that are due, and in-flight rows whose lease
+    lapsed (a worker died), whose entries became due when the lease ended.  Where the backend
+    has ``UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35) one statement, ``UPDATE … WHERE pk =
     ANY(ARRAY(SELECT … ORDER BY … LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING …`` (``pk IN
-    (SELECT …)`` on SQLite), selects, leases and reads the rows in one round trip.  The
-    sendable accounts are read first (a tiny table) so the statement reads one partial index
-    in order and stops after ``n`` rows; the join it replaced made PostgreSQL sort the whole
-    backlog on every claim.  The update writes only
-    columns no index reads (a HOT update on PostgreSQL, see ``OutboxEvent.queued``).  The
-    lease expiry is ``NOW() + LEASE_SECONDS`` on the DB clock.
+    (SELECT …)`` on SQLite), selects, leases and reads the outbox rows; a second moves their
+    queue entries to the end of the lease, so no claim reads them again while it holds.  The
+    sendable accounts are read first (a tiny table) so the statement reads the queue's index in
+    order and stops after ``n`` rows.  The outbox update writes only columns no index reads (a
+    HOT update on PostgreSQL).  The lease expiry is ``NOW() + LEASE_SECONDS`` on the DB clock.
     """
     owner = owner or uuid.uuid4().hex
     db = router.db_for_write(OutboxEvent)
@@ -64,21 +64,47 @@ def claim(limit: int, *, owner: str | None = None) -> tuple[str, list[Claimed]]:
         accounts = list(AdAccount.objects.using(db).sendable().values_list("pk", flat=True))
         if not accounts:
             return owner, []
-        if not connection.features.can_return_columns_from_insert:
-            return owner, _claim_two_steps(db, owner, limit, lease_values)
-        rows = _claim_returning(db, accounts, limit, lease_values)
+        if connection.features.can_return_columns_from_insert:
+            rows = _claim_returning(db, accounts, limit, lease_values)
+        else:
+            rows = _claim_two_steps(db, owner, limit, lease_values)
+        _hold_in_queue(db, [row.pk for row in rows])
     rows.sort(key=lambda row: row.pk)
     return owner, rows
+
+
+def _hold_in_queue(db: str, pks: list[int]) -> None:
+    """Move the claimed rows' queue entries to the end of their lease (copied from the row).
+
+    No claim reads them again until then; when the lease lapses they are due once more.
+    """
+    if not pks:
+        return
+    connection = connections[db]
+    qn = connection.ops.quote_name
+    queue, rows = QueuedEvent._meta, OutboxEvent._meta
+    due = qn(queue.get_field("next_attempt_at").column)
+    event = f"{qn(queue.db_table)}.{qn(queue.pk.column)}"
+    lease_end = (
+        f"(SELECT {qn(rows.get_field('lease_expires_at').column)} FROM {qn(rows.db_table)} "
+        f"WHERE {qn(rows.pk.column)} = {event})"
+    )
+    in_sql, in_params = pk_in(connection, qn(queue.pk.column), pks)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(queue.db_table)} SET {due} = {lease_end} WHERE {in_sql}", in_params
+        )
 
 
 def _candidates(db: str, accounts: list[int]) -> QuerySet[OutboxEvent]:
     rows = (
         OutboxEvent.objects.using(db)
-        .filter(claimable(), account_id__in=accounts)
-        .order_by("next_attempt_at", "pk")
+        .filter(claimable(), queue_entry__account__in=accounts)
+        .order_by("queue_entry__next_attempt_at", "pk")
     )
     if connections[db].features.has_select_for_update_skip_locked:
-        rows = rows.select_for_update(skip_locked=True)
+        # OF self: lock the outbox rows only (the queue rows are never written by a claim).
+        rows = rows.select_for_update(skip_locked=True, of=("self",))
     return rows
 
 
@@ -90,14 +116,14 @@ def _claim_returning(
 ) -> list[Claimed]:
     """One ``UPDATE … RETURNING``: the ORM compiles the UPDATE, RETURNING is appended.
 
-    The outer re-check of :func:`claimable` is belt and braces: on PostgreSQL the locking
+    The outer re-check of :func:`lease_free` is belt and braces: on PostgreSQL the locking
     subquery already re-evaluates its conditions on the newest version of a row it locks.
     """
     candidates = _candidates(db, accounts).values("pk")[:limit]
     qn = connections[db].ops.quote_name
     meta = OutboxEvent._meta
     postgresql = connections[db].vendor == "postgresql"
-    rows = OutboxEvent.objects.using(db).filter(claimable())
+    rows = OutboxEvent.objects.using(db).filter(lease_free())
     if not postgresql:
         rows = rows.filter(pk__in=Subquery(candidates))
     query = rows.query.chain(UpdateQuery)
@@ -113,13 +139,19 @@ def _claim_returning(
         params = (*params, *picked_params)
     returning = ", ".join(qn(meta.get_field(name).column) for name in _RETURNED)
     with connections[db].cursor() as cursor:
+        if postgresql:
+            # The one good plan: read the queue's index in order, join each row to its outbox
+            # row, lock, stop after ``limit``.  Without this the planner sorts every due row
+            # whenever its statistics (stale after a burst) say few rows are pending: 400 ms
+            # instead of 15 for a claim of 2,000 from 100,000.  For this transaction only.
+            cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute(f"{sql} RETURNING {returning}", params)
         return [Claimed(*row) for row in cursor.fetchall()]
 
 
 def _claim_two_steps(db: str, owner: str, limit: int, values: dict[str, Any]) -> list[Claimed]:
     """Backends without RETURNING: pick ids, lease them conditionally, read them back."""
-    candidates = sendable_due_rows().using(db).order_by("next_attempt_at", "pk")
+    candidates = sendable_due_rows().using(db).order_by("queue_entry__next_attempt_at", "pk")
     if connections[db].features.has_select_for_update_skip_locked:
         # OF self: lock outbox rows only, never the joined account rows.
         candidates = candidates.select_for_update(skip_locked=True, of=("self",))
@@ -127,7 +159,7 @@ def _claim_two_steps(db: str, owner: str, limit: int, values: dict[str, Any]) ->
     if not ids:
         return []
     # Conditional UPDATE: re-checks "due" so a row another worker took meanwhile is skipped.
-    OutboxEvent.objects.using(db).filter(pk__in=ids).due().update(**values)
+    OutboxEvent.objects.using(db).filter(lease_free(), pk__in=ids).update(**values)
     return [
         Claimed(*row)
         for row in OutboxEvent.objects.using(db)

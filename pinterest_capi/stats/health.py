@@ -1,8 +1,9 @@
 """Per-account queue health: the status command's figures and the dashboard's account table.
 
 Apart from the charts because it is all ``pinterest_capi_status`` needs, and
-that command may run every minute from monitoring: it costs one GROUP BY over
-the status index, whatever the size of the outbox, and no payload is read.
+that command may run every minute from monitoring: it costs two GROUP BYs, one over
+the queue (the pending and in-flight rows) and one over the index of failed rows,
+whatever the size of the outbox, and the sent rows are never read.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
-from ..models import AdAccount, EventStatus, OutboxEvent
+from ..models import AdAccount, EventStatus, OutboxEvent, QueuedEvent
 
 
 @dataclass(frozen=True)
@@ -49,23 +50,28 @@ class AccountHealth:
 def account_health(
     accounts: QuerySet[AdAccount] | Iterable[AdAccount], *, now: datetime | None = None
 ) -> list[AccountHealth]:
-    """Queue counts and state per account: one GROUP BY over the index of undelivered rows."""
+    """Queue counts and state per account: a GROUP BY over the queue, one over the failed rows."""
     now = now or timezone.now()
     accounts = list(accounts)
     waiting = (EventStatus.PENDING, EventStatus.IN_FLIGHT)
-    rows = (
-        OutboxEvent.objects.filter(
-            account__in=[a.pk for a in accounts],
-            delivered=False,  # pcapi_event_undelivered_idx: the sent rows are never read
-            status__in=(*waiting, EventStatus.FAILED),
-        )
-        .values_list("account_id", "status")
-        .annotate(n=Count("id"), oldest=Min("created_at"))
+    pks = [a.pk for a in accounts]
+    counts: dict[int, dict[str, Any]] = {a.pk: {} for a in accounts}
+    queued = (
+        QueuedEvent.objects.filter(account__in=pks)
+        .values_list("account_id", "event__status")
+        .annotate(n=Count("pk"), oldest=Min("event__created_at"))
         .order_by()
     )
-    counts: dict[int, dict[str, Any]] = {a.pk: {} for a in accounts}
-    for account_id, status, n, oldest in rows:
+    failed = (
+        OutboxEvent.objects.filter(account__in=pks, failed=True)  # pcapi_event_failed_idx
+        .values_list("account_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for account_id, status, n, oldest in queued:
         counts[account_id][status] = (n, oldest)
+    for account_id, n in failed:
+        counts[account_id][EventStatus.FAILED] = (n, None)
     health = []
     for a in accounts:
         mine = counts[a.pk]

@@ -1,0 +1,140 @@
+"""The database triggers that keep the queue table (``QueuedEvent``) equal to the outbox's
+pending and in-flight rows, on PostgreSQL and SQLite.
+
+Installed by migration 0011 and again after every ``migrate`` of this app (``apps.py``): SQLite
+rebuilds a table for many schema changes, and a rebuilt table loses its triggers; a database
+made without migrations (a ``--nomigrations`` test run) has none.  Installing is idempotent
+(``CREATE OR REPLACE`` on PostgreSQL; drop and create, in the caller's transaction, on SQLite).
+
+What they do: a recorded row that is pending gets its entry; a row whose status, due time or
+lease changes gets its entry moved (or deleted once it is sent or failed); a deleted row loses
+its entry.  An entry's time is when a flush may claim the row: its due time while pending, the
+end of its lease while in flight.
+
+The flush's own two transitions are left to the flush, which makes them with one statement per
+batch (a trigger's statement per row cost more than the rest of a delivery):
+pending -> in flight (the claim holds the entry until its lease ends) and in flight -> sent or
+failed (the finish deletes it); see :mod:`pinterest_capi.delivery`.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+QUEUED = "('pending', 'in_flight')"
+NAMES = ("pcapi_queue_on_insert", "pcapi_queue_on_update", "pcapi_queue_on_delete")
+
+# When an update moves the entry: the status, the due time or the lease changed, but for the
+# flush's own two transitions.
+_UPDATE_CHANGES_QUEUE = (
+    "NOT (OLD.status = 'pending' AND NEW.status = 'in_flight')"
+    " AND NOT (OLD.status = 'in_flight' AND NEW.status IN ('sent', 'failed'))"
+    " AND (OLD.status IS DISTINCT FROM NEW.status"
+    " OR OLD.next_attempt_at IS DISTINCT FROM NEW.next_attempt_at"
+    " OR OLD.lease_expires_at IS DISTINCT FROM NEW.lease_expires_at)"
+)
+# When a flush may claim the row: when it is due, or, in flight, when its lease ends.
+_CLAIMABLE_AT = (
+    "CASE WHEN NEW.status = 'in_flight' AND NEW.lease_expires_at IS NOT NULL "
+    "THEN NEW.lease_expires_at ELSE NEW.next_attempt_at END"
+)
+
+
+def _postgresql(outbox: str, queue: str) -> list[str]:
+    return [
+        f"""
+        CREATE OR REPLACE FUNCTION pcapi_queue_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' THEN
+                DELETE FROM {queue} WHERE event_id = OLD.id;
+            ELSIF NEW.status IN {QUEUED} THEN
+                INSERT INTO {queue} (event_id, account_id, next_attempt_at)
+                VALUES (NEW.id, NEW.account_id, {_CLAIMABLE_AT})
+                ON CONFLICT (event_id) DO UPDATE SET next_attempt_at = EXCLUDED.next_attempt_at;
+            ELSE
+                DELETE FROM {queue} WHERE event_id = NEW.id;
+            END IF;
+            RETURN NULL;
+        END
+        $$""",
+        f"""
+        CREATE OR REPLACE TRIGGER pcapi_queue_on_insert AFTER INSERT ON {outbox}
+        FOR EACH ROW WHEN (NEW.status IN {QUEUED}) EXECUTE FUNCTION pcapi_queue_sync()""",
+        f"""
+        CREATE OR REPLACE TRIGGER pcapi_queue_on_update
+        AFTER UPDATE OF status, next_attempt_at, lease_expires_at ON {outbox}
+        FOR EACH ROW WHEN ({_UPDATE_CHANGES_QUEUE}) EXECUTE FUNCTION pcapi_queue_sync()""",
+        f"""
+        CREATE OR REPLACE TRIGGER pcapi_queue_on_delete AFTER DELETE ON {outbox}
+        FOR EACH ROW WHEN (OLD.status IN {QUEUED}) EXECUTE FUNCTION pcapi_queue_sync()""",
+    ]
+
+
+def _sqlite(outbox: str, queue: str) -> list[str]:
+    put = (
+        f"INSERT INTO {queue} (event_id, account_id, next_attempt_at) "
+        f"SELECT NEW.id, NEW.account_id, {_CLAIMABLE_AT} WHERE NEW.status IN {QUEUED} "
+        "ON CONFLICT (event_id) DO UPDATE SET next_attempt_at = excluded.next_attempt_at;"
+    )
+    return [
+        *(f"DROP TRIGGER IF EXISTS {name}" for name in NAMES),
+        f"""
+        CREATE TRIGGER pcapi_queue_on_insert AFTER INSERT ON {outbox}
+        FOR EACH ROW WHEN NEW.status IN {QUEUED} BEGIN {put} END""",
+        f"""
+        CREATE TRIGGER pcapi_queue_on_update
+        AFTER UPDATE OF status, next_attempt_at, lease_expires_at ON {outbox}
+        FOR EACH ROW WHEN {_UPDATE_CHANGES_QUEUE}
+        BEGIN
+            DELETE FROM {queue} WHERE event_id = NEW.id AND NEW.status NOT IN {QUEUED};
+            {put}
+        END""",
+        f"""
+        CREATE TRIGGER pcapi_queue_on_delete AFTER DELETE ON {outbox}
+        FOR EACH ROW WHEN OLD.status IN {QUEUED}
+        BEGIN DELETE FROM {queue} WHERE event_id = OLD.id; END""",
+    ]
+
+
+def install(connection: BaseDatabaseWrapper, outbox_table: str, queue_table: str) -> None:
+    """Create (or replace) the triggers on ``outbox_table`` that keep ``queue_table``."""
+    qn = connection.ops.quote_name
+    outbox, queue = qn(outbox_table), qn(queue_table)
+    if connection.vendor == "postgresql":
+        statements = _postgresql(outbox, queue)
+    elif connection.vendor == "sqlite":
+        statements = _sqlite(outbox, queue)
+    else:
+        raise NotImplementedError(
+            f"django-pinterest-capi supports PostgreSQL and SQLite, not {connection.vendor}: "
+            "the outbox's queue is kept by database triggers."
+        )
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def uninstall(connection: BaseDatabaseWrapper, outbox_table: str) -> None:
+    """Drop the triggers (and PostgreSQL's trigger function): migration 0011 reversed."""
+    postgresql = connection.vendor == "postgresql"
+    on = f" ON {connection.ops.quote_name(outbox_table)}" if postgresql else ""
+    with connection.cursor() as cursor:
+        for name in NAMES:
+            cursor.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
+        if postgresql:
+            cursor.execute("DROP FUNCTION IF EXISTS pcapi_queue_sync()")
+
+
+def ensure(connection: BaseDatabaseWrapper) -> bool:
+    """After ``migrate``: install the triggers where both tables exist; True if it did."""
+    from .models import OutboxEvent, QueuedEvent
+
+    outbox, queue = OutboxEvent._meta.db_table, QueuedEvent._meta.db_table
+    with connection.cursor() as cursor:
+        tables = set(connection.introspection.table_names(cursor))
+    if outbox not in tables or queue not in tables:
+        return False  # migrated back to before the queue existed
+    with transaction.atomic(using=connection.alias):  # no moment without them (SQLite)
+        install(connection, outbox, queue)
+    return True
