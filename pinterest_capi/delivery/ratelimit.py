@@ -50,18 +50,22 @@ def acquire(account: AdAccount, *, db: str) -> float | None:
     # workers of one account take turns on this row, and each waited for the other's fsync.
     # A database crash can forget the last moments of counting: a few requests more in one
     # window, still under Pinterest's 5,000 a minute with the default 4,200.
+    slot = windows.filter(account=account, window=window, count__lt=per_window)
     with bookkeeping(db):
-        taken = windows.filter(account=account, window=window, count__lt=per_window).update(
-            count=F("count") + 1
-        )
-        if not taken and not windows.filter(account=account, window=window).exists():
-            windows.bulk_create(
-                [RequestWindow(account=account, window=window, count=0)], ignore_conflicts=True
-            )
-            windows.filter(account=account, window__lt=window - 600).delete()  # old ones
-            taken = windows.filter(account=account, window=window, count__lt=per_window).update(
-                count=F("count") + 1
-            )
+        taken = slot.update(count=F("count") + 1)
+        if not taken:
+            # No slot: the window is full, or its row did not exist when that UPDATE began.
+            # Make the row if it is missing, then try again whatever the check said: another
+            # lane or worker may have made and committed it after our UPDATE began (it was then
+            # invisible to it), and a lane that saw the row at the check but did not try again
+            # paused the account for the rest of the window.
+            if not windows.filter(account=account, window=window).exists():
+                windows.bulk_create(
+                    [RequestWindow(account=account, window=window, count=0)],
+                    ignore_conflicts=True,
+                )
+                windows.filter(account=account, window__lt=window - 600).delete()  # old ones
+            taken = slot.update(count=F("count") + 1)
     if taken:
         return None
     return max(0.5, window + WINDOW_SECONDS - now)

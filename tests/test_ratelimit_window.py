@@ -1,0 +1,51 @@
+"""Lanes and workers that open a new rate-limit window together all get a slot.
+
+Several threads (each its own database connection, as flush lanes are) take a slot at the same
+moment in a window whose row does not exist yet; none may be told to wait while the window has
+room.  A lane that found the row made by another after its first UPDATE began used to give up
+and pause the account for the rest of the window (seen as a flush of 10,000 stopping at 2,000).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from pinterest_capi.delivery import ratelimit
+from pinterest_capi.models import RequestWindow
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 6
+ROUNDS = 15
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite has one writer: takers never overlap"
+)
+def test_takers_opening_a_window_together_all_get_a_slot(account):
+    waits: list[float] = []
+    barrier = threading.Barrier(THREADS)
+
+    def take() -> None:
+        try:
+            barrier.wait()
+            wait = ratelimit.acquire(account, db="default")
+            if wait is not None:
+                waits.append(wait)
+        finally:
+            connections.close_all()
+
+    for _ in range(ROUNDS):
+        RequestWindow.objects.all().delete()  # every round opens its window
+        threads = [threading.Thread(target=take) for _ in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert waits == [], f"told to wait with the window nearly empty: {waits}"
+        counts = list(RequestWindow.objects.values_list("count", flat=True))
+        # Usually one window; two when the round straddled a window boundary.
+        assert sum(counts) == THREADS, counts
