@@ -12,6 +12,9 @@ from pinterest_capi import delivery
 
 
 class Command(BaseCommand):
+    # This app's own checks (settings, keys) only: the project-wide ones import every URLconf,
+    # view and serializer, most of a second of start-up for a command cron may run each minute.
+    requires_system_checks = ["pinterest_capi"]
     help = (
         "Send due Pinterest events from the outbox now (the django-q2 worker does this on its "
         "own). Prints a summary; never fails because Pinterest answered with an error: those "
