@@ -23,9 +23,7 @@ def pk_in(connection: BaseDatabaseWrapper, column: str, pks: list[int]) -> tuple
     """``column IN <pks>`` as SQL with one parameter where the backend allows it.
 
     PostgreSQL: ``= ANY(%s::bigint[])`` with the array as its text literal ``{1,2,…}``;
-    SQLite: ``IN (SELECT value FROM json_each(%s))``; others: one placeholder per key.  One
-    string parameter instead of a list: the driver adapting and quoting 1,000 integers cost the
-    flush more CPU per batch than everything else it does in Python.
+    SQLite: ``IN (SELECT value FROM json_each(%s))``; others: one placeholder per key.
     """
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s::bigint[])", [bigint_array(pks)]
