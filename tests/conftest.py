@@ -79,6 +79,17 @@ def capi_settings(settings, sandbox):
 
 
 @pytest.fixture
+def one_lane(capi_settings, settings):
+    """One flush lane: for tests that count how a backlog is cut into batches.
+
+    With two lanes (the default, PostgreSQL) the lanes' first claims run at once and may share
+    the backlog between them (SKIP LOCKED), so the batches' sizes depend on timing; the lanes
+    themselves are tested in tests/test_flush_lanes.py and by the reliability suite.
+    """
+    settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, "FLUSH_LANES": 1}
+
+
+@pytest.fixture
 def account(db, capi_settings):
     """An active ad account of tenant "demo" known to the sandbox."""
     from pinterest_capi.models import AdAccount

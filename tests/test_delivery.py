@@ -36,7 +36,7 @@ def statuses(account=None):
     }
 
 
-def test_backlog_goes_in_batches_of_1000_and_every_event_is_sent_once(account, sandbox):
+def test_backlog_goes_in_batches_of_1000_and_every_event_is_sent_once(account, sandbox, one_lane):
     make_outbox_events(account, 2500)
     summary = delivery.flush(until_empty=True)
     assert summary.sent == 2500 and summary.failed == 0
@@ -66,7 +66,7 @@ def test_every_request_validates_against_pinterests_published_schema(account, sa
         validate_request_body({"data": events})
 
 
-def test_batch_size_setting_is_honoured(account, sandbox, settings):
+def test_batch_size_setting_is_honoured(account, sandbox, settings, one_lane):
     settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, "BATCH_SIZE": 7}
     make_outbox_events(account, 20)
     delivery.flush(until_empty=True)

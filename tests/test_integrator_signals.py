@@ -68,7 +68,7 @@ def test_a_partial_batch_sends_one_delivered_and_one_failed_signal_after_commit(
     assert not delivered["in_transaction"] and not failed["in_transaction"]
 
 
-def test_one_signal_per_batch_and_per_failure_reason(account, sandbox, heard, settings):
+def test_one_signal_per_batch_and_per_failure_reason(account, sandbox, heard, settings, one_lane):
     settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, "BATCH_SIZE": 10}
     make_outbox_events(account, 25)
     sandbox.faults.add(Fault(status=400, message="Additional properties are not allowed"))
@@ -94,7 +94,9 @@ def test_no_signal_when_the_results_roll_back(account, sandbox, heard):
     assert not OutboxEvent.objects.filter(status=EventStatus.SENT).exists()
 
 
-def test_a_raising_receiver_is_logged_and_never_breaks_the_flush(account, sandbox, heard, caplog):
+def test_a_raising_receiver_is_logged_and_never_breaks_the_flush(
+    account, sandbox, heard, caplog, one_lane
+):
     def broken(**kwargs):
         raise ValueError("integrator bug")
 
