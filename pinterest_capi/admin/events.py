@@ -202,9 +202,9 @@ class OutboxEventAdmin(
         """Allow the attempt filter's parameter, an ORM-style path across a reverse relation.
 
         Django 5.2.20 (installed here; earlier 5.2 releases let it through) allows such a path
-        only when it names a relation exactly; a
-        ``SimpleListFilter``'s own parameter (``…__id__exact``, which it validates itself) is
-        one of ours, not a lookup an operator could misuse.
+        only when it names a relation exactly; a ``SimpleListFilter``'s own parameter
+        (``…__id__exact``, which it validates itself) is one of ours, not a lookup an operator
+        could misuse.
         """
         if lookup == DeliveryAttemptFilter.parameter_name:
             return True
