@@ -34,11 +34,17 @@ _UPDATE_CHANGES_QUEUE = (
     " OR OLD.next_attempt_at IS DISTINCT FROM NEW.next_attempt_at"
     " OR OLD.lease_expires_at IS DISTINCT FROM NEW.lease_expires_at)"
 )
-# When a flush may claim the row: when it is due, or, in flight, when its lease ends.
-_CLAIMABLE_AT = (
-    "CASE WHEN NEW.status = 'in_flight' AND NEW.lease_expires_at IS NOT NULL "
-    "THEN NEW.lease_expires_at ELSE NEW.next_attempt_at END"
-)
+
+
+def _claimable_at(row: str) -> str:
+    """When a flush may claim ``row``: when it is due, or, in flight, when its lease ends."""
+    return (
+        f"CASE WHEN {row}status = 'in_flight' AND {row}lease_expires_at IS NOT NULL "
+        f"THEN {row}lease_expires_at ELSE {row}next_attempt_at END"
+    )
+
+
+_CLAIMABLE_AT = _claimable_at("NEW.")
 
 
 def _postgresql(outbox: str, queue: str) -> list[str]:
@@ -113,6 +119,17 @@ def install(connection: BaseDatabaseWrapper, outbox_table: str, queue_table: str
     with connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
+
+
+def fill(connection: BaseDatabaseWrapper, outbox_table: str, queue_table: str) -> None:
+    """An entry for every outbox row still to deliver (the triggers keep them from then on)."""
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(queue_table)} (event_id, account_id, next_attempt_at) "
+            f"SELECT id, account_id, {_claimable_at('')} FROM {qn(outbox_table)} "
+            f"WHERE status IN {QUEUED}"
+        )
 
 
 def uninstall(connection: BaseDatabaseWrapper, outbox_table: str) -> None:

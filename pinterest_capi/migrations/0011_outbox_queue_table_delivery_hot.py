@@ -20,13 +20,7 @@ def create_queue_triggers(apps, schema_editor):
     """The triggers, then an entry for every row still to deliver (in flight: at lease end)."""
     outbox, queue = _tables(apps)
     queue_triggers.install(schema_editor.connection, outbox, queue)
-    qn = schema_editor.quote_name
-    schema_editor.execute(
-        f"INSERT INTO {qn(queue)} (event_id, account_id, next_attempt_at) "
-        "SELECT id, account_id, CASE WHEN status = 'in_flight' AND lease_expires_at IS NOT NULL "
-        f"THEN lease_expires_at ELSE next_attempt_at END FROM {qn(outbox)} "
-        f"WHERE status IN {queue_triggers.QUEUED}"
-    )
+    queue_triggers.fill(schema_editor.connection, outbox, queue)
 
 
 def drop_queue_triggers(apps, schema_editor):
