@@ -135,7 +135,7 @@ class EventStatus(models.TextChoices):
     FAILED = "failed", _("failed")
 
 
-#: The statuses of an event still to be delivered; ``OutboxEvent.queued`` is derived from them.
+#: The statuses of an event still to be delivered: the rows the queue table (QueuedEvent) holds.
 QUEUED_STATUSES = (EventStatus.PENDING, EventStatus.IN_FLIGHT)
 
 
@@ -195,16 +195,6 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField(_("recorded at"), db_default=Now(), db_index=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    # Pending or in flight, computed by the database from ``status``: what the queue table's
-    # triggers test (:class:`QueuedEvent`).
-    queued = models.GeneratedField(
-        expression=ExpressionWrapper(
-            Q(status__in=QUEUED_STATUSES), output_field=models.BooleanField()
-        ),
-        output_field=models.BooleanField(),
-        db_persist=True,
-        verbose_name=_("queued"),
-    )
     # Failed, computed by the database from ``status``: the partial index of failed rows (a
     # small part of the table, found without reading the sent ones) reads this column, not
     # ``status``, so a claim (pending -> in flight) or a delivery (-> sent) leaves every indexed

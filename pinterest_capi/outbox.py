@@ -195,7 +195,7 @@ def inserted_fields() -> list[Field[Any, Any]]:
     """The outbox columns an INSERT names: not the key, not those the database fills.
 
     Left out: the primary key, columns with a database default (created_at,
-    next_attempt_at: the database clock) and generated columns (``queued``).
+    next_attempt_at: the database clock) and generated columns (``failed``).
     """
     return [
         f

@@ -167,7 +167,7 @@ def test_event_changelist_renders(admin_client, events, query):
 
 
 def test_event_status_filter_selects_exactly_the_rows_of_that_status(admin_client, events):
-    """The filter adds the derived queued / delivered column for the index: same rows."""
+    """The filter adds the queue join or the derived failed column for the index: same rows."""
     in_flight = make_event(events[0].account, 6, EventStatus.IN_FLIGHT, lease_owner="w1")
     expected = {
         EventStatus.FAILED: {e.pk for e in events[:3]},

@@ -1,0 +1,30 @@
+# The generated ``queued`` column lost its last reader in 0011 (the queue table replaced the
+# partial index on it; the triggers test ``status``): every status change still computed and
+# stored it.  SQLite rebuilds the table to drop the column, which drops the queue's triggers,
+# so they are installed again here.
+
+from django.db import migrations
+
+from pinterest_capi import queue_triggers
+
+
+def reinstall_queue_triggers(apps, schema_editor):
+    outbox = apps.get_model("pinterest_capi", "OutboxEvent")._meta.db_table
+    queue = apps.get_model("pinterest_capi", "QueuedEvent")._meta.db_table
+    queue_triggers.install(schema_editor.connection, outbox, queue)
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("pinterest_capi", "0011_outbox_queue_table_delivery_hot"),
+    ]
+
+    operations = [
+        migrations.RemoveField(
+            model_name="outboxevent",
+            name="queued",
+        ),
+        migrations.RunPython(
+            reinstall_queue_triggers, reinstall_queue_triggers, elidable=False
+        ),
+    ]
