@@ -17,6 +17,7 @@ from pinterest_capi import delivery, outbox
 from pinterest_capi.delivery.bookkeeping import Bookkeeper
 from pinterest_capi.delivery.claim import claim
 from pinterest_capi.delivery.summary import FlushSummary
+from pinterest_capi.delivery.txn import planner_settings
 from pinterest_capi.models import EventStatus, OutboxEvent, QueuedEvent
 from pinterest_capi.sandbox import Fault
 from tests.conftest import build_test_event, make_outbox_events
@@ -162,14 +163,53 @@ def test_the_claim_reads_the_queue_index_in_order_even_with_stale_statistics(acc
         _, rows = claim(10)
     assert len(rows) == 10
     statement = next(q["sql"] for q in queries if q["sql"].startswith("UPDATE"))
+    plan = explain(statement, planner_settings(claim=True))
+    assert "Index Scan using pcapi_queue_due_idx" in plan
+    assert "Sort" not in plan
+
+
+def explain(statement: str, settings: dict[str, str]) -> str:
+    """PostgreSQL's plan for ``statement`` under the flush's planner ``settings``."""
     with connection.cursor() as cursor:
         cursor.execute("BEGIN")
-        cursor.execute("SET LOCAL enable_sort = off")
+        for name, value in settings.items():
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
         cursor.execute(f"EXPLAIN {statement}")
         plan = "\n".join(line for (line,) in cursor.fetchall())
         cursor.execute("ROLLBACK")
-    assert "Index Scan using pcapi_queue_due_idx" in plan
-    assert "Sort" not in plan
+    return plan
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_the_flush_finds_queue_entries_by_key_never_by_reading_the_whole_queue(account):
+    """The claim's hold and the finish's delete look their 1,000-2,000 entries up by key.
+
+    Left to its estimates, PostgreSQL read the whole queue for them (a 20,000-entry queue
+    here; on a 100,000-event backlog that was 2.5 s of a 5-s flush): the flush's
+    transactions make a sequential scan the planner's last resort.
+    """
+    make_outbox_events(account, 20_000)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {OutboxEvent._meta.db_table}")
+        cursor.execute(f"ANALYZE {QueuedEvent._meta.db_table}")
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        owner, rows = claim(2000)
+        books = Bookkeeper("default", owner, FlushSummary())
+        with books.results(account):
+            assert books.finish(rows[:1000], EventStatus.SENT) == 1000
+    queue = f'"{QueuedEvent._meta.db_table}"'
+    statements = [
+        q["sql"]
+        for q in queries
+        if q["sql"].startswith((f"UPDATE {queue}", f"DELETE FROM {queue}"))
+    ]
+    assert len(statements) == 2  # the claim's hold, the finish's delete
+    for statement in statements:
+        plan = explain(statement, planner_settings())
+        assert "Seq Scan" not in plan, plan
+    assert_queue_matches_outbox()
 
 
 def test_after_migrate_the_triggers_are_back_when_something_dropped_them(account):
