@@ -15,9 +15,11 @@ var/bench.sqlite3, never the demo's.
 Where the time goes:  --profile N  prints cProfile's top N functions of the flush (by own
 time and by cumulative time); --sql  prints the flush's SQL statements grouped by their first
 words with count and total seconds (measured in this process: the statement's round trip).
-Both add overhead, so their run's events/s is not the figure to quote.  Every run also prints
-the CPU time per event the flusher, the sandbox and PostgreSQL (all its processes, so run it
-on a quiet machine) spent during the flush, and how many cores they kept busy together.
+--perf FILE  records every process on the machine with Linux perf during the flush (where
+PostgreSQL's own CPU goes).  These add overhead, so their run's events/s is not the figure to
+quote.  Every run also prints the CPU time per event the flusher, the sandbox and PostgreSQL
+(all its processes, so run it on a quiet machine) spent during the flush, and how many cores
+they kept busy together.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,6 +53,11 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--profile", type=int, metavar="N", help="print cProfile's top N")
     parser.add_argument("--sql", action="store_true", help="print SQL time by statement kind")
+    parser.add_argument(
+        "--perf",
+        metavar="FILE",
+        help="record the whole machine with Linux perf (perf record -a -g) during the flush",
+    )
     args = parser.parse_args()
 
     port = free_port()
@@ -72,7 +80,12 @@ def main() -> None:
     try:
         wait_for_port(port)
         figures = run(
-            args.events, base_url, profile=args.profile, sql=args.sql, sandbox_pid=sandbox.pid
+            args.events,
+            base_url,
+            profile=args.profile,
+            sql=args.sql,
+            sandbox_pid=sandbox.pid,
+            perf=args.perf,
         )
     finally:
         sandbox.terminate()
@@ -137,6 +150,20 @@ def _postgres_pids() -> list[int]:
     return pids
 
 
+def _start_perf(path: str) -> subprocess.Popen[bytes]:
+    """``perf record -a -g`` of every process (the flusher, the sandbox, PostgreSQL's backends).
+
+    Read it with ``perf report -i FILE --sort comm,dso,sym --no-children``.
+    """
+    recorder = subprocess.Popen(
+        ["perf", "record", "-a", "-g", "-o", path, "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # let it attach before the flush starts
+    return recorder
+
+
 def cpu_snapshot(sandbox_pid: int) -> dict[str, float]:
     """CPU seconds so far of this process, the sandbox, and every PostgreSQL process.
 
@@ -157,6 +184,7 @@ def run(
     profile: int | None = None,
     sql: bool = False,
     sandbox_pid: int | None = None,
+    perf: str | None = None,
 ) -> dict:
     import django
 
@@ -221,6 +249,7 @@ def run(
     if sql:
         sql_times = SqlTimes()
         connection.execute_wrappers.append(sql_times)
+    recorder = _start_perf(perf) if perf else None
     cpu_before = cpu_snapshot(sandbox_pid) if sandbox_pid else {}
     started = time.monotonic()
     if profiler is not None:
@@ -229,6 +258,9 @@ def run(
     if profiler is not None:
         profiler.disable()
     flush_s = time.monotonic() - started
+    if recorder is not None:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(60)
     cpu = {
         f"cpu_{name}_us_per_event": round((spent - cpu_before[name]) / max(n, 1) * 1e6)
         for name, spent in (cpu_snapshot(sandbox_pid) if sandbox_pid else {}).items()
