@@ -36,6 +36,23 @@ DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "pcapi_bench_")
 
 
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of one process, all its threads (``/proc/<pid>/stat``).
+
+    ``children``: also those of its children that exited and were waited for (PostgreSQL's
+    postmaster collects the time of every backend that ended, e.g. a flush lane's).
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import free_port, wait_for_port  # noqa: E402  (after the path)
+from bench.common import cpu_seconds, free_port, wait_for_port  # noqa: E402  (after the path)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_demo.settings")
 os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
@@ -120,23 +120,6 @@ class SqlTimes:
             print(f"  {seconds:8.3f} s {count:6d}x  {key}")
 
 
-def _cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """User + system CPU seconds of one process, all its threads (``/proc/<pid>/stat``).
-
-    ``children``: also those of its children that exited and were waited for (PostgreSQL's
-    postmaster collects the time of every backend that ended, e.g. a flush lane's).
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _postgres_pids() -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -171,9 +154,9 @@ def cpu_snapshot(sandbox_pid: int) -> dict[str, float]:
     on a small machine the three share them, so the flush is bound by their sum.
     """
     return {
-        "flusher": _cpu_seconds(os.getpid()),
-        "sandbox": _cpu_seconds(sandbox_pid),
-        "postgresql": sum(_cpu_seconds(pid, children=True) for pid in _postgres_pids()),
+        "flusher": cpu_seconds(os.getpid()),
+        "sandbox": cpu_seconds(sandbox_pid),
+        "postgresql": sum(cpu_seconds(pid, children=True) for pid in _postgres_pids()),
     }
 
 

@@ -34,13 +34,6 @@ os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("PINTEREST_CAPI_OVERRIDES", '{"NUDGE": "off"}')
 
 
-def backend_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one PostgreSQL backend process so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -54,6 +47,7 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
+    from bench.common import cpu_seconds
     from bench.tasks import bench_account, seed
     from pinterest_capi.delivery.bookkeeping import Bookkeeper
     from pinterest_capi.delivery.claim import claim
@@ -73,15 +67,15 @@ def main() -> None:
     phase = ["claim"]  # which step sent the statement: the claim and the finish both update rows
 
     def measure(execute, sql, params, many, context):
-        started = backend_cpu_seconds(pid)
+        started = cpu_seconds(pid)
         try:
             return execute(sql, params, many, context)
         finally:
             kind = f"{phase[0]}: " + " ".join(sql.split()[:4])[:80]
-            by_statement[kind] = by_statement.get(kind, 0.0) + backend_cpu_seconds(pid) - started
+            by_statement[kind] = by_statement.get(kind, 0.0) + cpu_seconds(pid) - started
 
     drained = 0
-    total_started = backend_cpu_seconds(pid)
+    total_started = cpu_seconds(pid)
     with connection.execute_wrapper(measure):
         while True:
             phase[0] = "claim"
@@ -101,7 +95,7 @@ def main() -> None:
                     per_event=[(row, "processed", "") for row in rows],
                 )
                 books.finish(rows, EventStatus.SENT)
-    total = backend_cpu_seconds(pid) - total_started
+    total = cpu_seconds(pid) - total_started
     per_event = {
         kind: round(seconds / max(drained, 1) * 1e6, 1)
         for kind, seconds in sorted(by_statement.items(), key=lambda item: -item[1])
