@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import re
 from pathlib import Path
@@ -245,3 +246,26 @@ def test_purge_deletes_only_old_sent_events(account):
     assert "Deleted 1 sent" in out.getvalue() and "3 events older than 30 days" in out.getvalue()
     assert not OutboxEvent.objects.filter(pk=rows[0].pk).exists()
     assert OutboxEvent.objects.count() == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_command_run_as_its_own_process_freezes_what_is_loaded_call_command_does_not(
+    account, sandbox
+):
+    """``manage.py pinterest_capi_flush`` (run_from_argv) takes the loaded modules out of the
+    garbage collector's way; call_command() from a long-running process leaves its GC alone."""
+    from pinterest_capi.management.commands.pinterest_capi_flush import Command
+
+    make_outbox_events(account, 3)
+    gc.unfreeze()
+    try:
+        call_command("pinterest_capi_flush", stdout=io.StringIO())
+        assert gc.get_freeze_count() == 0
+        command = Command(stdout=io.StringIO())
+        command.run_from_argv(
+            ["manage.py", "pinterest_capi_flush", "--until-empty", "--skip-checks"]
+        )
+        assert gc.get_freeze_count() > 10_000
+        assert OutboxEvent.objects.filter(status=EventStatus.SENT).count() == 3
+    finally:
+        gc.unfreeze()
