@@ -95,3 +95,27 @@ def test_one_lane_waits_for_its_request(postgresql_only, account, sandbox, setti
         thread.join(60)
     assert result["summary"].sent == 40, result
     assert len(set(sandbox.ledger.event_ids())) == 40
+
+
+def test_each_lane_opens_its_http_client_before_its_first_rows_arrive_best_effort(
+    postgresql_only, account, sandbox, settings, monkeypatch
+):
+    """A lane opens its client while its first claim is on the database (not with its first
+    request); if that fails, the flush goes on and the request opens the client itself."""
+    _lanes(settings, 2)
+    make_outbox_events(account, 40)
+    real_get_client = client.get_client
+    opened_by: list[str] = []
+
+    def get_client_failing_first_time_per_thread():
+        name = threading.current_thread().name
+        if name not in opened_by:
+            opened_by.append(name)
+            raise OSError("CA bundle not readable (first try)")
+        return real_get_client()
+
+    monkeypatch.setattr(client, "get_client", get_client_failing_first_time_per_thread)
+    summary = delivery.flush(until_empty=True)
+    assert summary.sent == 40 and summary.errors == [], summary
+    assert len(opened_by) == 2  # each lane's first attempt was the warm-up, not a request
+    assert len(set(sandbox.ledger.event_ids())) == 40

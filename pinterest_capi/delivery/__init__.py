@@ -20,6 +20,7 @@ returns a :class:`FlushSummary`.
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -32,6 +33,8 @@ from .claim import Claimed, claim, db_now_plus, sendable_due_rows
 from .cycle import FlushCycle
 from .policy import backoff_seconds
 from .summary import FlushSummary
+
+logger = logging.getLogger("pinterest_capi.delivery")
 
 __all__ = [
     "Claimed",
@@ -103,6 +106,8 @@ def _flush_lane(*, until_empty: bool, time_budget: float | None) -> FlushSummary
     started = time.monotonic()
     ahead = _ClaimAhead.start() if until_empty and _ClaimAhead.possible() else None
     try:
+        if ahead is not None:
+            _open_lane()  # while the first claim runs on the helper thread
         while True:
             if ahead is None:
                 summary = flush_once()
@@ -124,6 +129,22 @@ def _flush_lane(*, until_empty: bool, time_budget: float | None) -> FlushSummary
         if ahead is not None:
             total.released += ahead.stop()
     return total
+
+
+def _open_lane() -> None:
+    """Open what a lane's first cycle uses: its HTTP client (with the process's TLS context,
+    whose CA bundle takes tens of milliseconds to load) and its database connection.
+
+    Done while the lane's first claim is on the database, they are ready when its rows are,
+    instead of delaying the first request and the first results: a fixed cost of every flush
+    (about 0.06 s of a 10,000-event backlog's 0.7). Best effort: what fails here fails again,
+    and is handled, where it is used.
+    """
+    try:
+        client.get_client()
+        connections[router.db_for_write(OutboxEvent)].ensure_connection()
+    except Exception:  # noqa: BLE001 - see above
+        logger.debug("Opening a flush lane ahead of its first claim failed", exc_info=True)
 
 
 class _ClaimAhead:
