@@ -119,23 +119,3 @@ def test_each_lane_opens_its_http_client_before_its_first_rows_arrive_best_effor
     assert summary.sent == 40 and summary.errors == [], summary
     assert len(opened_by) == 2  # each lane's first attempt was the warm-up, not a request
     assert len(set(sandbox.ledger.event_ids())) == 40
-
-
-def test_a_lanes_first_claim_is_one_request_so_its_first_request_leaves_sooner(
-    postgresql_only, account, sandbox, settings, monkeypatch
-):
-    """Later claims run ahead while a cycle sends, at CLAIM_SIZE; the first one is waited for."""
-    _lanes(settings, 1)
-    settings.PINTEREST_CAPI = {**settings.PINTEREST_CAPI, "CLAIM_SIZE": 20, "BATCH_SIZE": 10}
-    make_outbox_events(account, 50)
-    real_claim, limits = delivery.claim, []
-
-    def claim_noting_its_size(limit, **kwargs):
-        limits.append(limit)
-        return real_claim(limit, **kwargs)
-
-    monkeypatch.setattr(delivery, "claim", claim_noting_its_size)
-    summary = delivery.flush(until_empty=True)
-    assert summary.sent == 50, summary
-    assert limits[0] == 10 and set(limits[1:]) == {20}, limits
-    assert len(set(sandbox.ledger.event_ids())) == 50
