@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -17,6 +17,10 @@ class PinterestCapiConfig(AppConfig):
         )
 
         receivers.connect_configured_signals()
+        from .models import AdAccount
+        from .outbox import delete_late_events
+
+        post_delete.connect(delete_late_events, sender=AdAccount, dispatch_uid="pcapi_late_events")
         post_migrate.connect(_ensure_queue_triggers, sender=self)
         post_migrate.connect(_ensure_sweep_schedule, sender=self)
 

@@ -213,6 +213,16 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     where the assignment raises).  Parameters are named (``%(event_id)s``): SQLite's backend
     then maps them with one ``%`` instead of a regular expression over the statement on
     every call.
+
+    On PostgreSQL the SELECT takes ``FOR KEY SHARE`` on the account rows it writes for, until
+    the caller's transaction ends.  The outbox's foreign key is checked at commit (Django makes
+    it ``DEFERRABLE INITIALLY DEFERRED``): without the lock, an account an operator deleted
+    while the shop's transaction was open would make the shop's commit fail, and the order
+    with it.  With it the delete waits for the commit (and sweeps up the new rows, see
+    :func:`delete_late_events`); edits of the account (deactivating it, a new token) take no
+    lock that conflicts, and a recording that starts while a delete is under way waits for it
+    and writes nothing for that account.  The foreign key check takes the same lock at commit
+    anyway; here it is taken sooner.  SQLite runs one writing transaction at a time: no race.
     """
     key = (connection.alias, connection.vendor)
     if key in _TENANT_INSERT:
@@ -237,7 +247,7 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
         (
             "{insert} {table} ({columns}) SELECT {select} FROM {accounts} "
             "WHERE {accounts}.{tenant} = %({tenant_param})s "
-            "AND {accounts}.{active} = %({active_param})s {suffix}"
+            "AND {accounts}.{active} = %({active_param})s{lock} {suffix}"
         )
         .format(
             insert=connection.ops.insert_statement(on_conflict=OnConflict.IGNORE),
@@ -249,6 +259,7 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
             active=qn(accounts.get_field("active").column),
             tenant_param=_TENANT_PARAM,
             active_param=_ACTIVE_PARAM,
+            lock=f" FOR KEY SHARE OF {account_table}" if connection.vendor == "postgresql" else "",
             suffix=connection.ops.on_conflict_suffix_sql(columns, OnConflict.IGNORE, None, None)
             or "",
         )
@@ -258,6 +269,20 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
         sql += " RETURNING {}, {}".format(qn(meta.pk.column), qn(meta.get_field("account").column))
     _TENANT_INSERT[key] = (sql, _parameter_plan(fields, connection))
     return _TENANT_INSERT[key]
+
+
+def delete_late_events(sender: type[AdAccount], instance: AdAccount, using: str, **_: Any) -> None:
+    """``post_delete`` of an ad account: delete its events committed while the delete waited.
+
+    Django's collector reads an account's events before it deletes the account's row; on
+    PostgreSQL that row's delete then waits for any shop transaction that recorded an event for
+    the account meanwhile (:func:`record_for_tenant` holds the row).  Once those commit, their
+    events would outlive the account and fail the delete's own commit on the foreign key; this
+    statement, read after the wait, sees them.  Nothing on SQLite (one writer at a time).
+    """
+    late = OutboxEvent.objects.using(using).filter(account_id=instance.pk)
+    if late.exists():
+        late.delete()
 
 
 def _nudge() -> None:
