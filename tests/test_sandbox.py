@@ -298,6 +298,15 @@ def test_not_json_or_wrong_content_type_is_400(client):
     assert r.status_code == 400
 
 
+def test_json_nested_deeper_than_the_parser_goes_is_400_not_500(client):
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    url = f"/ad_accounts/{ACCOUNT}/events"
+    for body in (b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"[" * 100_000):
+        r = client.post(url, content=body, headers=headers)
+        assert r.status_code == 400, r.text
+        assert r.json() == {"code": 4196, "message": "Invalid JSON body: nested too deeply"}
+
+
 # -- per-event failures (200 with failed entries, 422 when none processed) ------------------
 
 

@@ -54,8 +54,15 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """``json.loads`` that rejects NaN/Infinity like a strict JSON parser; ValueError if invalid."""
-    return json.loads(body, parse_constant=_reject_constant)
+    """``json.loads`` that rejects NaN/Infinity like a strict JSON parser; ValueError if invalid.
+
+    Nesting deeper than Python's recursion limit is invalid input too (a ValueError, so a 400
+    answer, not the 500 of an uncaught RecursionError).
+    """
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def _authorize(sandbox: SandboxServer, account: str, authorization: str | None) -> int:
