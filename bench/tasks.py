@@ -216,43 +216,16 @@ def track_cost(events: int) -> dict[str, Any]:
     }
 
 
-@task
-def checkout(iterations: int, block: int = 10, warmup: int = 10) -> dict[str, Any]:
-    """The demo shop's checkout through its view, app recording vs disabled, interleaved.
+class DemoCheckouts:
+    """One visitor of the demo shop (Django's test client, in-process) who buys, again and again.
 
-    One visitor (Django's test client, in-process: middleware, form, ``place_order``, redirect)
-    adds a product to the cart (untimed) and posts the checkout form (timed), ``iterations``
-    times per mode.  Modes alternate in blocks of ``block`` checkouts (AB, BA, AB…) so drift
-    in the machine's load or the tables' size hits both alike.  "Disabled" disconnects the
-    app's receivers from the shop's signals (as ``SIGNALS = {}`` would); every block checks
-    that the outbox grew exactly when recording was on.
+    Sets the shop up (its catalog, one ad account of the default tenant).  Each
+    :meth:`one` adds a product to the cart (untimed) and posts the checkout form (timed: the
+    view with its middleware, form, ``place_order`` and redirect); ``recording`` connects
+    or disconnects the app's receivers from the shop's signals (as ``SIGNALS = {}`` would).
     """
-    from django.conf import settings
-    from django.test import Client
-    from django.utils.module_loading import import_string
 
-    from pinterest_capi.models import AdAccount, OutboxEvent
-    from pinterest_capi.receivers import connect_configured_signals
-    from shop_demo.shop.catalog import seed_catalog
-    from shop_demo.shop.models import Order
-
-    products = [p for p in seed_catalog() if p.active and p.currency == "GBP"][:3]
-    account = AdAccount(
-        tenant=settings.PINTEREST_CAPI["DEFAULT_TENANT"], ad_account_id=ACCOUNT_ID, name="demo"
-    )
-    account.set_token(TOKEN)
-    account.save()
-    signal_paths = list(settings.PINTEREST_CAPI["SIGNALS"])
-
-    def set_recording(on: bool) -> None:
-        if on:
-            connect_configured_signals()
-        else:
-            for path in signal_paths:
-                import_string(path).disconnect(dispatch_uid=f"pinterest_capi:{path}")
-
-    client = Client(HTTP_USER_AGENT="Mozilla/5.0 bench", REMOTE_ADDR="203.0.113.9")
-    form = {
+    FORM = {
         "email": "buyer@example.com",
         "phone": "+44 20 7946 0958",
         "first_name": "Ada",
@@ -262,34 +235,74 @@ def checkout(iterations: int, block: int = 10, warmup: int = 10) -> dict[str, An
         "country": "GB",
     }
 
-    def one_checkout(i: int) -> float:
-        product = products[i % len(products)]
-        response = client.post(f"/p/{product.slug}/add/", {"quantity": 1 + i % 2})
+    def __init__(self) -> None:
+        from django.conf import settings
+        from django.test import Client
+
+        from pinterest_capi.models import AdAccount
+        from shop_demo.shop.catalog import seed_catalog
+
+        self.products = [p for p in seed_catalog() if p.active and p.currency == "GBP"][:3]
+        account = AdAccount(
+            tenant=settings.PINTEREST_CAPI["DEFAULT_TENANT"], ad_account_id=ACCOUNT_ID, name="demo"
+        )
+        account.set_token(TOKEN)
+        account.save()
+        self.signal_paths = list(settings.PINTEREST_CAPI["SIGNALS"])
+        self.client = Client(HTTP_USER_AGENT="Mozilla/5.0 bench", REMOTE_ADDR="203.0.113.9")
+        self.count = 0
+
+    def recording(self, on: bool) -> None:
+        from django.utils.module_loading import import_string
+
+        from pinterest_capi.receivers import connect_configured_signals
+
+        if on:
+            connect_configured_signals()
+        else:
+            for path in self.signal_paths:
+                import_string(path).disconnect(dispatch_uid=f"pinterest_capi:{path}")
+
+    def one(self) -> float:
+        """One order: seconds its checkout POST took."""
+        product = self.products[self.count % len(self.products)]
+        response = self.client.post(f"/p/{product.slug}/add/", {"quantity": 1 + self.count % 2})
         if response.status_code != 302:
             raise SystemExit(f"add to cart: HTTP {response.status_code}")
         started = time.perf_counter()
-        response = client.post("/checkout/", form)
+        response = self.client.post("/checkout/", self.FORM)
         elapsed = time.perf_counter() - started
         if response.status_code != 302:
             raise SystemExit(f"checkout: HTTP {response.status_code}")
+        self.count += 1
         return elapsed
 
+
+@task
+def checkout(iterations: int, block: int = 10, warmup: int = 10) -> dict[str, Any]:
+    """The demo shop's checkout through its view, app recording vs disabled, interleaved.
+
+    :class:`DemoCheckouts`, ``iterations`` times per mode.  Modes alternate in blocks of
+    ``block`` checkouts (AB, BA, AB…) so drift in the machine's load or the tables' size hits
+    both alike; every block checks that the outbox grew exactly when recording was on.
+    """
+    from pinterest_capi.models import OutboxEvent
+    from shop_demo.shop.models import Order
+
+    shop = DemoCheckouts()
     timings: dict[str, list[float]] = {"on": [], "off": []}
-    counter = 0
     for on in (True, False):  # warm-up, discarded
-        set_recording(on)
+        shop.recording(on)
         for _ in range(warmup):
-            one_checkout(counter)
-            counter += 1
+            shop.one()
     rounds = max(1, iterations // block)
     for r in range(rounds):
         order = ("on", "off") if r % 2 == 0 else ("off", "on")
         for mode in order:
-            set_recording(mode == "on")
+            shop.recording(mode == "on")
             before = OutboxEvent.objects.count()
             for _ in range(block):
-                timings[mode].append(one_checkout(counter))
-                counter += 1
+                timings[mode].append(shop.one())
             grew = OutboxEvent.objects.count() - before
             expected = 2 * block if mode == "on" else 0  # add_to_cart + checkout per order
             if grew != expected:

@@ -98,3 +98,28 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     text = md.read_text()
     assert "| section | measurement | database | value | ratio | target | result |" in text
     assert text.count("\n| ") == len(rows) + 1
+
+
+@pytest.mark.timeout(120)
+def test_checkout_profile_runs_its_three_modes_and_checks_what_they_recorded(
+    tmp_path: Path,
+) -> None:
+    """``bench/checkout_profile.py`` (the optimiser's tool), a few checkouts, on SQLite."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'profile.sqlite3'}"
+    env["SHOP_DEMO_VAR_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "bench/checkout_profile.py", "--iterations", "4", "--warmup", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "checkout profile: sqlite, 4 checkouts per mode"
+    for mode in ("disabled", "recording", "insert only"):
+        [row] = [line for line in lines if line.strip().startswith(f"{mode} ")]
+        assert "x of disabled" in row
+    assert "recording: its insert statement" in done.stdout
