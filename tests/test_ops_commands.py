@@ -18,6 +18,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from pinterest_capi import delivery
+from pinterest_capi.backfill import EventSpool
 from pinterest_capi.events import sha256_hex
 from pinterest_capi.management.commands.pinterest_capi_resend import Command as ResendCommand
 from pinterest_capi.models import EventStatus, OutboxEvent
@@ -247,6 +248,44 @@ def test_backfill_rerun_dry_run_and_whole_file_errors(account, second_account, t
         run("pinterest_capi_backfill", str(path), "--tenant", "nobody")
     with pytest.raises(CommandError, match="No such file"):
         run("pinterest_capi_backfill", str(tmp_path / "missing.csv"))
+
+
+def test_backfill_keeps_the_validated_events_in_a_file_once_they_outgrow_memory(
+    account, tmp_path, monkeypatch
+):
+    """A big file's built events wait on disk (JSON lines), not as dicts in the process."""
+    monkeypatch.setattr(EventSpool, "IN_MEMORY", 2048)  # a few events' worth
+    closed: list[tuple[bool, int]] = []  # each spool as the command closed it
+    close = EventSpool.close
+
+    def noted_close(spool: EventSpool) -> None:
+        closed.append((spool.on_disk, len(spool)))
+        close(spool)
+
+    monkeypatch.setattr(EventSpool, "close", noted_close)
+    path = write_csv(tmp_path / "offline.csv", [conversion(n) for n in range(25)])
+    out, _ = run("pinterest_capi_backfill", str(path), "--batch-size", "4")
+    assert closed == [(True, 25)]
+    assert "Recorded 25 new outbox events" in out
+    stored = sorted(OutboxEvent.objects.values_list("event_id", flat=True))
+    assert stored == sorted(f"checkout-S{n}" for n in range(25))
+
+
+def test_the_event_spool_gives_back_what_it_took_in_order_and_in_batches(monkeypatch):
+    monkeypatch.setattr(EventSpool, "IN_MEMORY", 1024)
+    spool = EventSpool()
+    taken = [
+        {"event_name": "lead", "event_id": f"lead-{n}", "custom_data": {"value": f"{n}.50"}}
+        for n in range(30)
+    ]
+    for event in taken:
+        spool.append(event)
+    assert spool.on_disk
+    batches = list(spool.batches(7))
+    assert [len(b) for b in batches] == [7, 7, 7, 7, 2]
+    assert [e for b in batches for e in b] == taken
+    assert [e for b in spool.batches(100) for e in b] == taken  # read again from the start
+    spool.close()
 
 
 @pytest.mark.slow

@@ -71,6 +71,20 @@ class Command(BaseCommand):
             raise CommandError(f"{options['file']}: {exc.strerror or exc}") from None
         except BadFileError as exc:
             raise CommandError(f"{options['file']}: {exc}; nothing was written.") from None
+        try:
+            self._validated(result, accounts, tenant, started, options)
+        finally:
+            result.events.close()
+
+    def _validated(
+        self,
+        result: Validation,
+        accounts: list[AdAccount],
+        tenant: str,
+        started: float,
+        options: Any,
+    ) -> None:
+        """Report the validation; then write, unless a bad row or ``--dry-run`` says not to."""
         self._report(result, time.monotonic() - started)
         if result.errors and not options["skip_invalid"] and not options["dry_run"]:
             raise CommandError(
@@ -114,8 +128,7 @@ class Command(BaseCommand):
             label="conversions recorded",
             enabled=options["verbosity"] > 0,
         ) as progress:
-            for start in range(0, len(result.events), size):
-                batch = result.events[start : start + size]
+            for batch in result.events.batches(size):
                 written += outbox.record_many(batch, accounts=accounts)
                 progress.advance(len(batch))
         return written
