@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from . import consent, events
 from .exceptions import InvalidEventError, MissingIdentifierError
+from .outbox import encode_payload
 
 ACTION_SOURCE = "offline"
 DEFAULT_EVENT_NAME = "checkout"
@@ -89,7 +90,7 @@ class EventSpool:
         self._count = 0
 
     def append(self, event: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        self._file.write(encode_payload(event).encode() + b"\n")
         self._count += 1
 
     def __len__(self) -> int:
