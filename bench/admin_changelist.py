@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import ensure_database  # noqa: E402  (after the path: run as a script too)
+from bench.common import ensure_database, script_defaults  # noqa: E402  (after the path: run as a script too)
 
 FILL_SQL = """
 INSERT INTO pinterest_capi_outboxevent (
@@ -135,11 +135,7 @@ def main() -> None:
 
     ensure_database(args.pg, args.db)
     os.environ["DATABASE_URL"] = f"{args.pg}/{args.db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_demo.settings")
-    os.environ.setdefault("DJANGO_DEBUG", "0")
-    os.environ.setdefault("PCAPI_LOG", "WARNING")
-    # No flush nudges from the requeue timing: no worker runs here.
-    os.environ.setdefault("PINTEREST_CAPI_OVERRIDES", '{"NUDGE": "off"}')
+    script_defaults(DJANGO_DEBUG="0")  # no flush nudges from the requeue timing: no worker here
 
     import django
 

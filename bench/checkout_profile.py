@@ -39,11 +39,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import script_defaults  # noqa: E402  (after the path)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_demo.settings")
-os.environ.setdefault("PCAPI_LOG", "WARNING")
-os.environ.setdefault("DJANGO_DEBUG", "0")
-os.environ.setdefault("PINTEREST_CAPI_OVERRIDES", '{"NUDGE": "off"}')
+script_defaults(DJANGO_DEBUG="0")
 os.environ.setdefault("SHOP_DEMO_VAR_DIR", tempfile.mkdtemp(prefix="pcapi_checkout_"))
 os.environ.setdefault(
     "DATABASE_URL", f"sqlite:///{Path(os.environ['SHOP_DEMO_VAR_DIR']) / 'checkout.sqlite3'}"

@@ -36,6 +36,23 @@ DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "pcapi_bench_")
 
 
+def script_defaults(**extra: str) -> None:
+    """Environment defaults of a bench tool run as a script (``python bench/<tool>.py``).
+
+    The demo's settings, warnings-only logs, and no django-q2 flush nudges from recording: each
+    tool times or drains the outbox itself.  ``extra`` adds the tool's own defaults; whatever
+    the environment already says wins.
+    """
+    defaults = {
+        "DJANGO_SETTINGS_MODULE": "shop_demo.settings",
+        "PCAPI_LOG": "WARNING",
+        "PINTEREST_CAPI_OVERRIDES": '{"NUDGE": "off"}',
+        **extra,
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+
+
 def cpu_seconds(pid: int, *, children: bool = False) -> float:
     """User + system CPU seconds of one process, all its threads (``/proc/<pid>/stat``).
 

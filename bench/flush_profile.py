@@ -35,13 +35,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import cpu_seconds, free_port, wait_for_port  # noqa: E402  (after the path)
+from bench.common import (  # noqa: E402  (after the path)
+    cpu_seconds,
+    free_port,
+    script_defaults,
+    wait_for_port,
+)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_demo.settings")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
-os.environ.setdefault("PCAPI_LOG", "WARNING")
-# Recording must not queue django-q2 flush tasks: the benchmark times its own flush.
-os.environ.setdefault("PINTEREST_CAPI_OVERRIDES", '{"NUDGE": "off"}')
+# No flush nudges from recording: the benchmark times its own flush.
+script_defaults(DATABASE_URL=f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
 
 ACCOUNT_ID = "549755885199"
 TOKEN = "bench-token"

@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import script_defaults  # noqa: E402  (after the path)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop_demo.settings")
-os.environ.setdefault("PCAPI_LOG", "WARNING")
-os.environ.setdefault("DJANGO_DEBUG", "0")
-# Recording must not queue django-q2 flush tasks: this tool drains the backlog itself.
-os.environ.setdefault("PINTEREST_CAPI_OVERRIDES", '{"NUDGE": "off"}')
+script_defaults(DJANGO_DEBUG="0")  # no flush nudges: this tool drains the backlog itself
 
 
 def main() -> None:
