@@ -33,6 +33,7 @@ from .claim import Claimed, claim, db_now_plus, sendable_due_rows
 from .cycle import FlushCycle
 from .policy import backoff_seconds
 from .summary import FlushSummary
+from .txn import configure_session
 
 logger = logging.getLogger("pinterest_capi.delivery")
 
@@ -72,42 +73,42 @@ def flush(*, until_empty: bool = False, time_budget: float | None = None) -> Flu
 
 
 def _lanes(lanes: int, time_budget: float | None) -> FlushSummary:
-    """``lanes`` flush loops side by side in this process, each on its own connections.
+    """``lanes`` flush loops side by side in this process, each on its own thread and connections.
 
     A lane is what a second worker process would be — its own claims and leases, so no row
     is held by two lanes — without a second process's start-up and memory.  While one lane
     waits for Pinterest, another saves its results or claims: the request, the database and
     this process take turns instead of waiting for each other.  Each lane keeps the rule of
     one cycle: a batch's results are saved before that lane's next request, so a crash leaves
-    at most one unsaved batch per lane, resent with the same event_ids.
+    at most one unsaved batch per lane, resent with the same event_ids.  The calling thread
+    only waits: its connection is the caller's (a shop's, a worker's), and the lanes give
+    theirs session-wide settings (:func:`.txn.configure_session`) that must not outlive them.
     """
     total = FlushSummary()
-    with ThreadPoolExecutor(max_workers=lanes - 1, thread_name_prefix="pcapi-lane") as pool:
-        others = [pool.submit(_flush_lane_thread, time_budget) for _ in range(lanes - 1)]
-        try:
-            total.add(_flush_lane(until_empty=True, time_budget=time_budget))
-        finally:
-            for lane in others:
-                total.add(lane.result())
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="pcapi-lane") as pool:
+        for lane in [pool.submit(_flush_lane_thread, time_budget) for _ in range(lanes)]:
+            total.add(lane.result())
     return total
 
 
 def _flush_lane_thread(time_budget: float | None) -> FlushSummary:
     try:
-        return _flush_lane(until_empty=True, time_budget=time_budget)
+        return _flush_lane(until_empty=True, time_budget=time_budget, own_thread=True)
     finally:
         # This thread's connections and HTTP client only: the thread ends with this flush.
         connections.close_all()
         client.close_thread_client()
 
 
-def _flush_lane(*, until_empty: bool, time_budget: float | None) -> FlushSummary:
+def _flush_lane(
+    *, until_empty: bool, time_budget: float | None, own_thread: bool = False
+) -> FlushSummary:
     total = FlushSummary()
     started = time.monotonic()
     ahead = _ClaimAhead.start() if until_empty and _ClaimAhead.possible() else None
     try:
         if ahead is not None:
-            _open_lane()  # while the first claim runs on the helper thread
+            _open_lane(own_thread)  # while the first claim runs on the helper thread
         while True:
             if ahead is None:
                 summary = flush_once()
@@ -131,9 +132,10 @@ def _flush_lane(*, until_empty: bool, time_budget: float | None) -> FlushSummary
     return total
 
 
-def _open_lane() -> None:
+def _open_lane(own_thread: bool) -> None:
     """Open what a lane's first cycle uses: its HTTP client (with the process's TLS context,
-    whose CA bundle takes tens of milliseconds to load) and its database connection.
+    whose CA bundle takes tens of milliseconds to load) and its database connection, with the
+    flush's settings for the whole session when the connection is the lane's own.
 
     Done while the lane's first claim is on the database, they are ready when its rows are,
     instead of delaying the first request and the first results: a fixed cost of every flush
@@ -142,7 +144,11 @@ def _open_lane() -> None:
     """
     try:
         client.get_client()
-        connections[router.db_for_write(OutboxEvent)].ensure_connection()
+        db = router.db_for_write(OutboxEvent)
+        if own_thread:
+            configure_session(db)
+        else:
+            connections[db].ensure_connection()
     except Exception:  # noqa: BLE001 - see above
         logger.debug("Opening a flush lane ahead of its first claim failed", exc_info=True)
 
@@ -177,6 +183,7 @@ class _ClaimAhead:
     @staticmethod
     def _claim() -> tuple[float, str, list[Claimed]]:
         claimed_at = time.monotonic()  # before the claim: the lease margin is conservative
+        configure_session(router.db_for_write(OutboxEvent), claim=True)  # this helper's own
         owner, rows = claim(int(app_settings.CLAIM_SIZE))
         return claimed_at, owner, rows
 

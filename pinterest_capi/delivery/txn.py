@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import connections, transaction
 
 from ..conf import app_settings
+
+# Raw (driver) connections configured by configure_session, with the settings they were given.
+# Keyed by the driver's connection, not Django's wrapper: a reconnect gives a new, bare one.
+_configured: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -25,21 +31,85 @@ def bookkeeping(db: str, *, claim: bool = False) -> Iterator[None]:
     It also pins the plans (:func:`planner_settings`). All of these are ``SET LOCAL``
     (``set_config(…, true)``): they end with the transaction, and they are only issued when
     this block is the outermost one, so a shop's own transaction (or a caller's) never gets
-    them. One statement sets them all: one round trip per transaction.
+    them. One statement sets them all: one round trip per transaction, and none on a
+    connection that :func:`configure_session` gave them for its whole session.
     """
     connection = connections[db]
     outermost = not connection.in_atomic_block
     with transaction.atomic(using=db):
         if outermost and connection.vendor == "postgresql":
-            settings = planner_settings(claim=claim)
-            if not app_settings.SYNCHRONOUS_BOOKKEEPING:
-                settings["synchronous_commit"] = "off"
-            calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT {calls}", [part for item in settings.items() for part in item]
-                )
+            session = _configured.get(connection.connection, {})
+            settings = {
+                name: value
+                for name, value in flush_settings(claim=claim).items()
+                if session.get(name) != value
+            }
+            if settings:
+                _set(connection, settings, local=True)
         yield
+
+
+@contextmanager
+def one_statement(db: str) -> Iterator[None]:
+    """A bookkeeping write of a single statement, in the cheapest way that keeps its terms.
+
+    On a connection :func:`configure_session` set up (a flush lane's own), outside any
+    transaction, the statement runs on its own in autocommit: the session already has the
+    flush's settings, so its commit is as durable as a :func:`bookkeeping` one, and it costs
+    one round trip instead of four (BEGIN, the settings, the statement, COMMIT). Anywhere
+    else this is :func:`bookkeeping`.
+    """
+    if configured(db) and not connections[db].in_atomic_block:
+        yield
+    else:
+        with bookkeeping(db):
+            yield
+
+
+def configured(db: str) -> bool:
+    """True if ``db``'s current connection has the flush's settings for its whole session."""
+    raw = connections[db].connection
+    session = _configured.get(raw) if raw is not None else None
+    return session is not None and all(
+        session.get(name) == value for name, value in flush_settings().items()
+    )
+
+
+def configure_session(db: str, *, claim: bool = False) -> None:
+    """Give a connection that only the flush uses the flush's settings for its whole session.
+
+    For the connections of a flush lane's own thread (and of its claim helper's), closed when
+    the thread ends: their transactions then need no ``SET LOCAL`` statement each, and a
+    write of one statement needs no transaction at all (:func:`one_statement`). Never for a
+    connection the flush shares with its caller (the main thread's: a shop's, a worker's):
+    session settings would outlive the flush there. PostgreSQL only; no-op inside a
+    transaction and on a connection already configured so.
+    """
+    connection = connections[db]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    connection.ensure_connection()
+    settings = flush_settings(claim=claim)
+    if _configured.get(connection.connection) == settings:
+        return
+    _set(connection, settings, local=False)
+    _configured[connection.connection] = settings
+
+
+def _set(connection: Any, settings: dict[str, str], *, local: bool) -> None:
+    """One statement setting them all (``set_config``: values travel as parameters)."""
+    scope = "true" if local else "false"
+    calls = ", ".join(f"set_config(%s, %s, {scope})" for _ in settings)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {calls}", [part for item in settings.items() for part in item])
+
+
+def flush_settings(*, claim: bool = False) -> dict[str, str]:
+    """What a flush transaction runs with on PostgreSQL: the plans, and the commit's durability."""
+    settings = planner_settings(claim=claim)
+    if not app_settings.SYNCHRONOUS_BOOKKEEPING:
+        settings["synchronous_commit"] = "off"
+    return settings
 
 
 def planner_settings(*, claim: bool = False) -> dict[str, str]:
