@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..conf import app_settings
 
@@ -38,14 +39,9 @@ def bookkeeping(db: str, *, claim: bool = False) -> Iterator[None]:
     outermost = not connection.in_atomic_block
     with transaction.atomic(using=db):
         if outermost and connection.vendor == "postgresql":
-            session = _configured.get(connection.connection, {})
-            settings = {
-                name: value
-                for name, value in flush_settings(claim=claim).items()
-                if session.get(name) != value
-            }
-            if settings:
-                _set(connection, settings, local=True)
+            missing = _missing(connection, claim=claim)
+            if missing:
+                _set(connection, missing, local=True)
         yield
 
 
@@ -68,11 +64,18 @@ def one_statement(db: str) -> Iterator[None]:
 
 def configured(db: str) -> bool:
     """True if ``db``'s current connection has the flush's settings for its whole session."""
-    raw = connections[db].connection
-    session = _configured.get(raw) if raw is not None else None
-    return session is not None and all(
-        session.get(name) == value for name, value in flush_settings().items()
-    )
+    connection = connections[db]
+    return connection.connection is not None and not _missing(connection)
+
+
+def _missing(connection: BaseDatabaseWrapper, *, claim: bool = False) -> dict[str, str]:
+    """The flush's settings (:func:`flush_settings`) that the connection's session lacks."""
+    session = _configured.get(connection.connection, {})
+    return {
+        name: value
+        for name, value in flush_settings(claim=claim).items()
+        if session.get(name) != value
+    }
 
 
 def configure_session(db: str, *, claim: bool = False) -> None:
@@ -96,7 +99,7 @@ def configure_session(db: str, *, claim: bool = False) -> None:
     _configured[connection.connection] = settings
 
 
-def _set(connection: Any, settings: dict[str, str], *, local: bool) -> None:
+def _set(connection: BaseDatabaseWrapper, settings: dict[str, str], *, local: bool) -> None:
     """One statement setting them all (``set_config``: values travel as parameters)."""
     scope = "true" if local else "false"
     calls = ", ".join(f"set_config(%s, %s, {scope})" for _ in settings)
