@@ -28,6 +28,15 @@ SECTIONS = {
 }
 
 
+def run_ok(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """``python <args>`` run from the project root; fails with its output unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
@@ -38,15 +47,9 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     env.pop("DJANGO_SETTINGS_MODULE", None)  # each child sets its own
     if on_pg:
         env["BENCH_POSTGRES_URL"] = database_url
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--databases", vendor, "--out", tmp_path],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=230,
+    done = run_ok(
+        ["-m", "bench.run", "--quick", "--databases", vendor, "--out", str(tmp_path)], env, 230
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
     [md] = tmp_path.glob("*-quick.md")
     [js] = tmp_path.glob("*-quick.json")
@@ -108,15 +111,7 @@ def test_checkout_profile_runs_its_three_modes_and_checks_what_they_recorded(
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'profile.sqlite3'}"
     env["SHOP_DEMO_VAR_DIR"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "bench/checkout_profile.py", "--iterations", "4", "--warmup", "1"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    done = run_ok(["bench/checkout_profile.py", "--iterations", "4", "--warmup", "1"], env, 110)
     lines = done.stdout.splitlines()
     assert lines[0] == "checkout profile: sqlite, 4 checkouts per mode"
     for mode in ("disabled", "recording", "insert only"):
