@@ -16,6 +16,8 @@ import os
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +69,7 @@ _ERROR_TEXT = {
 
 _local = threading.local()
 _lock = threading.Lock()
-_clients: dict[tuple[int, int], httpx.Client] = {}
+_clients: dict[tuple[int, int | str], httpx.Client] = {}
 
 
 _ssl_contexts: dict[int, ssl.SSLContext] = {}
@@ -87,8 +89,11 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def get_client() -> httpx.Client:
-    """The process's pooled client (a new one after fork, one per thread)."""
-    key = (os.getpid(), threading.get_ident())
+    """The process's pooled client (a new one after fork): one per thread, or per flush lane.
+
+    A thread inside :func:`lane` uses that lane's client; any other thread has its own.
+    """
+    key = (os.getpid(), getattr(_local, "lane", None) or threading.get_ident())
     client = _clients.get(key)
     if client is None:
         with _lock:
@@ -104,8 +109,27 @@ def get_client() -> httpx.Client:
     return client
 
 
+@contextmanager
+def lane(number: int) -> Iterator[None]:
+    """Inside this block, this thread sends with flush lane ``number``'s client.
+
+    A flush lane runs on a thread of its own that ends with the flush; its client, kept by
+    lane number for the process, does not: the next flush's lane of that number finds its
+    connections to Pinterest open, where a new client per flush meant a new TCP connection
+    and TLS handshake per lane for every flush (a worker flushes after every few commits).
+    Two flushes at once in one process share the lanes' clients (an httpx client may be used
+    from several threads).
+    """
+    previous = getattr(_local, "lane", None)
+    _local.lane = f"lane-{number}"
+    try:
+        yield
+    finally:
+        _local.lane = previous
+
+
 def close_thread_client() -> None:
-    """Close this thread's client, if it has one (a flush lane's thread, as it ends)."""
+    """Close this thread's own client, if it has one (a thread that ends)."""
     with _lock:
         client = _clients.pop((os.getpid(), threading.get_ident()), None)
     if client is not None:

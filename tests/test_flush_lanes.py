@@ -6,6 +6,7 @@ claims, sends and saves its own rows; afterwards every event was received exactl
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -76,8 +77,28 @@ def test_while_one_lane_waits_for_pinterest_the_other_delivers(
     ids = sandbox.ledger.event_ids()
     assert len(ids) == 40 and len(set(ids)) == 40
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {EventStatus.SENT}
-    # The lane's thread closed its HTTP client (and its connections) as it ended.
-    assert set(client._clients) == clients_before
+    # The lanes' HTTP clients are kept by lane number, for the next flush; nothing else.
+    pid = os.getpid()
+    assert set(client._clients) - clients_before == {(pid, "lane-0"), (pid, "lane-1")}
+
+
+def test_the_next_flush_sends_over_the_connections_the_lanes_kept(
+    postgresql_only, account, sandbox, settings
+):
+    """A lane's thread ends with its flush, its HTTP client does not: the next flush's lanes
+    send over the connections the previous one opened (in a worker, no new TCP connection and
+    TLS handshake to Pinterest per lane for every flush)."""
+    _lanes(settings, 2)
+    make_outbox_events(account, 40)
+    first = delivery.flush(until_empty=True)
+    make_outbox_events(account, 40, start=100)
+    second = delivery.flush(until_empty=True)
+    assert first.sent == 40 and second.sent == 40, (first, second)
+    requests = sandbox.ledger.requests()
+    assert len(requests) == 8 and len(set(sandbox.ledger.event_ids())) == 80
+    # Two lanes, one kept-alive connection each, for both flushes (four with a client per flush).
+    ports = {r["client_port"] for r in requests}
+    assert len(ports) <= 2, [r["client_port"] for r in requests]
 
 
 def test_one_lane_waits_for_its_request(postgresql_only, account, sandbox, settings):

@@ -112,8 +112,10 @@ def test_valid_batch_answers_200_and_fills_the_ledger(srv, client):
     }
     (req,) = srv.ledger.requests()
     assert req["seq"] == received[0]["request_seq"]
+    assert isinstance(req["client_port"], int)  # the sender's side of the connection
     assert req == {
         "seq": req["seq"],
+        "client_port": req["client_port"],
         "method": "POST",
         "path": f"/v5/ad_accounts/{ACCOUNT}/events",
         "ad_account_id": ACCOUNT,

@@ -86,18 +86,20 @@ def _lanes(lanes: int, time_budget: float | None) -> FlushSummary:
     """
     total = FlushSummary()
     with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="pcapi-lane") as pool:
-        for lane in [pool.submit(_flush_lane_thread, time_budget) for _ in range(lanes)]:
+        running = [pool.submit(_flush_lane_thread, number, time_budget) for number in range(lanes)]
+        for lane in running:
             total.add(lane.result())
     return total
 
 
-def _flush_lane_thread(time_budget: float | None) -> FlushSummary:
+def _flush_lane_thread(number: int, time_budget: float | None) -> FlushSummary:
+    """One lane on its own thread: its own database connections, closed as the thread ends,
+    and lane ``number``'s HTTP client, kept for the next flush (:func:`.client.lane`)."""
     try:
-        return _flush_lane(until_empty=True, time_budget=time_budget, own_thread=True)
+        with client.lane(number):
+            return _flush_lane(until_empty=True, time_budget=time_budget, own_thread=True)
     finally:
-        # This thread's connections and HTTP client only: the thread ends with this flush.
-        connections.close_all()
-        client.close_thread_client()
+        connections.close_all()  # this thread's only: the thread ends with this flush
 
 
 def _flush_lane(

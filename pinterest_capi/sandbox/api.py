@@ -88,12 +88,24 @@ def _authorize(sandbox: SandboxServer, account: str, authorization: str | None) 
 
 
 def handle(
-    sandbox: SandboxServer, method: str, path: str, test: bool, headers: Any, body: bytes
+    sandbox: SandboxServer,
+    method: str,
+    path: str,
+    test: bool,
+    headers: Any,
+    body: bytes,
+    *,
+    client_port: int | None = None,
 ) -> Reply:
-    """Answer one request under ``/v5/`` and record it (and its events) in the ledger."""
+    """Answer one request under ``/v5/`` and record it (and its events) in the ledger.
+
+    ``client_port`` is the sender's side of the TCP connection: requests with the same port
+    came over the same (kept-alive) connection.
+    """
     seq = sandbox.ledger.next_seq()
     entry: dict[str, Any] = {
         "seq": seq,
+        "client_port": client_port,
         "method": method,
         "path": path,
         "ad_account_id": None,

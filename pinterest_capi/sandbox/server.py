@@ -94,7 +94,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(reply)
                 return
             test = query.get("test", "").lower() == "true"
-            reply = api.handle(sandbox, self.command, split.path, test, self.headers, body)
+            reply = api.handle(
+                sandbox,
+                self.command,
+                split.path,
+                test,
+                self.headers,
+                body,
+                client_port=self.client_address[1],
+            )
             self._deliver(reply, sandbox)
             logger.info("%s %.1fms", reply.summary, (time.perf_counter() - started) * 1000)
         except (ConnectionError, TimeoutError) as exc:  # the client went away
