@@ -86,17 +86,16 @@ def configure_session(db: str, *, claim: bool = False) -> None:
     write of one statement needs no transaction at all (:func:`one_statement`). Never for a
     connection the flush shares with its caller (the main thread's: a shop's, a worker's):
     session settings would outlive the flush there. PostgreSQL only; no-op inside a
-    transaction and on a connection already configured so.
+    transaction, and it sets only what the session lacks.
     """
     connection = connections[db]
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return
     connection.ensure_connection()
-    settings = flush_settings(claim=claim)
-    if _configured.get(connection.connection) == settings:
-        return
-    _set(connection, settings, local=False)
-    _configured[connection.connection] = settings
+    missing = _missing(connection, claim=claim)
+    if missing:
+        _set(connection, missing, local=False)
+        _configured[connection.connection] = _configured.get(connection.connection, {}) | missing
 
 
 def _set(connection: BaseDatabaseWrapper, settings: dict[str, str], *, local: bool) -> None:
