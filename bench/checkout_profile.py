@@ -2,7 +2,7 @@
 
 Run (a fresh database each time; SQLite by default, a file under a temporary directory):
 
-    .venv/bin/python bench/checkout_profile.py [--iterations 600]
+    .venv/bin/python bench/checkout_profile.py [--iterations 600] [--connection-per-request]
     createdb -h 127.0.0.1 -U postgres pcapi_checkout
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pcapi_checkout \\
         .venv/bin/python bench/checkout_profile.py
@@ -111,6 +111,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=600, help="checkouts per mode")
     parser.add_argument("--warmup", type=int, default=20, help="per mode, not counted")
+    parser.add_argument(
+        "--connection-per-request",
+        action="store_true",
+        help="open and close the database connection around each request, as a server does "
+        "with the demo's CONN_MAX_AGE = 0 (default: kept, as Django's test client keeps it)",
+    )
     args = parser.parse_args()
 
     import django
@@ -123,7 +129,7 @@ def main() -> None:
     from bench.tasks import DemoCheckouts
     from pinterest_capi import receivers, savepoints
 
-    shop = DemoCheckouts()
+    shop = DemoCheckouts(connection_per_request=args.connection_per_request)
     shipped = receivers.record_from_signal
     reduced = insert_only_receiver()
 
@@ -176,7 +182,10 @@ def main() -> None:
         )
 
     median = {mode: statistics.median(values) * 1000 for mode, values in timings.items()}
-    print(f"checkout profile: {connection.vendor}, {per_mode} checkouts per mode")
+    print(
+        f"checkout profile: {connection.vendor}, {per_mode} checkouts per mode"
+        + (", a connection per request" if args.connection_per_request else "")
+    )
     for mode in MODES:
         ratio = median[mode] / median["disabled"]
         commit = statistics.median(commits[mode]) * 1000

@@ -223,6 +223,12 @@ class DemoCheckouts:
     :meth:`one` adds a product to the cart (untimed) and posts the checkout form (timed: the
     view with its middleware, form, ``place_order`` and redirect); ``recording`` connects
     or disconnects the app's receivers from the shop's signals (as ``SIGNALS = {}`` would).
+
+    Django's test client keeps the database connection from request to request (it holds
+    ``close_old_connections`` back).  With ``connection_per_request`` each request starts and
+    ends with it, as under a real server, so with the demo's ``CONN_MAX_AGE = 0`` (Django's
+    default) every request opens its own connection and database session: the checkout then
+    includes the connect and whatever a new session loads on first use.
     """
 
     FORM = {
@@ -235,7 +241,7 @@ class DemoCheckouts:
         "country": "GB",
     }
 
-    def __init__(self) -> None:
+    def __init__(self, *, connection_per_request: bool = False) -> None:
         from django.conf import settings
         from django.test import Client
 
@@ -250,6 +256,7 @@ class DemoCheckouts:
         account.save()
         self.signal_paths = list(settings.PINTEREST_CAPI["SIGNALS"])
         self.client = Client(HTTP_USER_AGENT="Mozilla/5.0 bench", REMOTE_ADDR="203.0.113.9")
+        self.connection_per_request = connection_per_request
         self.count = 0
 
     def recording(self, on: bool) -> None:
@@ -263,14 +270,26 @@ class DemoCheckouts:
             for path in self.signal_paths:
                 import_string(path).disconnect(dispatch_uid=f"pinterest_capi:{path}")
 
+    def post(self, path: str, data: dict[str, Any]) -> Any:
+        """A POST through the test client; with ``connection_per_request``, as a server does it."""
+        from django.db import close_old_connections
+
+        if not self.connection_per_request:
+            return self.client.post(path, data)
+        close_old_connections()  # request_started
+        try:
+            return self.client.post(path, data)
+        finally:
+            close_old_connections()  # request_finished
+
     def one(self) -> float:
         """One order: seconds its checkout POST took."""
         product = self.products[self.count % len(self.products)]
-        response = self.client.post(f"/p/{product.slug}/add/", {"quantity": 1 + self.count % 2})
+        response = self.post(f"/p/{product.slug}/add/", {"quantity": 1 + self.count % 2})
         if response.status_code != 302:
             raise SystemExit(f"add to cart: HTTP {response.status_code}")
         started = time.perf_counter()
-        response = self.client.post("/checkout/", self.FORM)
+        response = self.post("/checkout/", self.FORM)
         elapsed = time.perf_counter() - started
         if response.status_code != 302:
             raise SystemExit(f"checkout: HTTP {response.status_code}")
@@ -279,17 +298,20 @@ class DemoCheckouts:
 
 
 @task
-def checkout(iterations: int, block: int = 10, warmup: int = 10) -> dict[str, Any]:
+def checkout(
+    iterations: int, block: int = 10, warmup: int = 10, connection_per_request: bool = False
+) -> dict[str, Any]:
     """The demo shop's checkout through its view, app recording vs disabled, interleaved.
 
-    :class:`DemoCheckouts`, ``iterations`` times per mode.  Modes alternate in blocks of
+    :class:`DemoCheckouts` (``connection_per_request`` as there), ``iterations`` times per
+    mode.  Modes alternate in blocks of
     ``block`` checkouts (AB, BA, AB…) so drift in the machine's load or the tables' size hits
     both alike; every block checks that the outbox grew exactly when recording was on.
     """
     from pinterest_capi.models import OutboxEvent
     from shop_demo.shop.models import Order
 
-    shop = DemoCheckouts()
+    shop = DemoCheckouts(connection_per_request=connection_per_request)
     timings: dict[str, list[float]] = {"on": [], "off": []}
     for on in (True, False):  # warm-up, discarded
         shop.recording(on)
@@ -311,6 +333,7 @@ def checkout(iterations: int, block: int = 10, warmup: int = 10) -> dict[str, An
     off_ms = statistics.median(timings["off"]) * 1000
     return {
         "checkouts_per_mode": len(timings["on"]),
+        "connection_per_request": connection_per_request,
         "orders": Order.objects.count(),
         "median_ms_recording": on_ms,
         "median_ms_disabled": off_ms,

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -20,8 +20,9 @@ from django.db.models.constants import OnConflict
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from . import queue_triggers
 from .models import AdAccount, EventStatus, OutboxEvent
-from .savepoints import DeferredSavepoint, execute_in_savepoint
+from .savepoints import DeferredSavepoint, can_fold, execute_in_savepoint
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +104,17 @@ def record_for_tenant(
     :class:`~pinterest_capi.savepoints.DeferredSavepoint`, which the insert opens (folded into
     the same round trip) unless the mapper ran a statement first.  The flush is nudged on
     commit when a row was written.
+
+    On PostgreSQL, in a transaction, the statement also writes the rows' queue entries, with
+    the queue's insert trigger held off meanwhile
+    (:func:`~pinterest_capi.queue_triggers.insert_queueing_itself`): the trigger is PL/pgSQL,
+    and loading that language cost every new database session about a millisecond, i.e. every
+    recording request of a shop that connects per request (``CONN_MAX_AGE = 0``).
     """
     db = using or router.db_for_write(OutboxEvent)
     connection = connections[db]
-    sql, plan = _tenant_insert_sql(connection)
+    insert = _tenant_insert_sql(connection)
+    plan = insert.plan
     columns = event_columns(event)
     now = timezone.now()
     values: dict[str, Any] = {}
@@ -124,13 +132,21 @@ def record_for_tenant(
         values[field.attname] = value
         params[field.attname] = param
     returning = connection.features.can_return_rows_from_bulk_insert
+    # In a transaction (a DeferredSavepoint opens one outside), PostgreSQL writes the queue
+    # entries with the rows, the insert trigger held off (queue_triggers.insert_queueing_itself).
+    if insert.queueing and connection.in_atomic_block:
+        sql, rows_at = insert.queueing, queue_triggers.INSERTED_ROWS_AT
+    else:
+        sql, rows_at = insert.sql, 0
     if isinstance(savepoint, DeferredSavepoint):
-        new = savepoint.execute(sql, params, fetch=returning)
+        new = savepoint.execute(sql, params, fetch=returning, rows_at=rows_at)
     elif savepoint and connection.in_atomic_block:
-        new = execute_in_savepoint(connection, sql, params, fetch=returning)
+        new = execute_in_savepoint(connection, sql, params, fetch=returning, rows_at=rows_at)
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+            for _ in range(rows_at):
+                cursor.nextset()
             new = cursor.fetchall() if returning else []
     if not returning:  # no RETURNING on this backend: read what is there
         new_or_old = _recorded_for_tenant(event, tenant, db)
@@ -171,8 +187,17 @@ _AS_IS: dict[type, type] = {models.CharField: str, models.TextField: str}
 # The statement's two parameters that do not name a column.
 _TENANT_PARAM, _ACTIVE_PARAM = "pcapi_tenant", "pcapi_active"
 
+
+class _TenantInsert(NamedTuple):
+    """:func:`record_for_tenant`'s statement for one database, and the plan of its parameters."""
+
+    sql: str  # INSERT … SELECT … RETURNING (where the backend can)
+    queueing: str | None  # PostgreSQL: the same writing its queue entries itself, or None
+    plan: _Plan
+
+
 # (alias, vendor) -> the INSERT … SELECT statement and the plan of its parameters.
-_TENANT_INSERT: dict[tuple[str, str], tuple[str, _Plan]] = {}
+_TENANT_INSERT: dict[tuple[str, str], _TenantInsert] = {}
 
 
 def _parameter_plan(fields: list[Field[Any, Any]], connection: BaseDatabaseWrapper) -> _Plan:
@@ -204,7 +229,7 @@ def inserted_fields() -> list[Field[Any, Any]]:
     ]
 
 
-def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
+def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> _TenantInsert:
     """The statement of :func:`record_for_tenant` for this database, built once per process.
 
     Its columns are :func:`inserted_fields` (the database fills the others).  PostgreSQL
@@ -223,6 +248,9 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
     lock that conflicts, and a recording that starts while a delete is under way waits for it
     and writes nothing for that account.  The foreign key check takes the same lock at commit
     anyway; here it is taken sooner.  SQLite runs one writing transaction at a time: no race.
+
+    On PostgreSQL with client-side binding (several statements in one round trip) the result
+    also carries the variant that writes the queue entries itself (``queueing``).
     """
     key = (connection.alias, connection.vendor)
     if key in _TENANT_INSERT:
@@ -265,9 +293,13 @@ def _tenant_insert_sql(connection: BaseDatabaseWrapper) -> tuple[str, _Plan]:
         )
         .rstrip()
     )
+    returning = [meta.pk.column, meta.get_field("account").column]
+    queueing = None
+    if connection.vendor == "postgresql" and can_fold(connection):
+        queueing = queue_triggers.insert_queueing_itself(connection, sql, returning)
     if connection.features.can_return_rows_from_bulk_insert:
-        sql += " RETURNING {}, {}".format(qn(meta.pk.column), qn(meta.get_field("account").column))
-    _TENANT_INSERT[key] = (sql, _parameter_plan(fields, connection))
+        sql += " RETURNING " + ", ".join(qn(column) for column in returning)
+    _TENANT_INSERT[key] = _TenantInsert(sql, queueing, _parameter_plan(fields, connection))
     return _TENANT_INSERT[key]
 
 

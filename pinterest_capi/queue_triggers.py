@@ -15,15 +15,31 @@ The flush's own two transitions are left to the flush, which makes them with one
 batch (a trigger's statement per row cost more than the rest of a delivery):
 pending -> in flight (the claim holds the entry until its lease ends) and in flight -> sent or
 failed (the finish deletes it); see :mod:`pinterest_capi.delivery`.
+
+On PostgreSQL the recording hot path (:func:`pinterest_capi.outbox.record_for_tenant`) writes
+its rows' entries itself too (:func:`insert_queueing_itself`), and the insert trigger stands
+aside while it runs.  The trigger is PL/pgSQL, and the first PL/pgSQL call in a database session
+loads the language's library: about a millisecond, paid by every request of a shop that opens a
+connection per request (Django's default ``CONN_MAX_AGE = 0``), where the checkout's whole
+recording costs about as much.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 QUEUED = "('pending', 'in_flight')"
 NAMES = ("pcapi_queue_on_insert", "pcapi_queue_on_update", "pcapi_queue_on_delete")
+
+# PostgreSQL: a transaction-local setting, 'on' only while a statement that writes the queue
+# entries of its own inserts runs (the insert trigger's WHEN then holds it off).
+QUEUED_BY_INSERT = "pinterest_capi.queued_by_insert"
+_NOT_QUEUED_BY_INSERT = f"current_setting('{QUEUED_BY_INSERT}', true) IS DISTINCT FROM 'on'"
 
 # When an update moves the entry: the status, the due time or the lease changed, but for the
 # flush's own two transitions.
@@ -66,7 +82,8 @@ def _postgresql(outbox: str, queue: str) -> list[str]:
         $$""",
         f"""
         CREATE OR REPLACE TRIGGER pcapi_queue_on_insert AFTER INSERT ON {outbox}
-        FOR EACH ROW WHEN (NEW.status IN {QUEUED}) EXECUTE FUNCTION pcapi_queue_sync()""",
+        FOR EACH ROW WHEN (NEW.status IN {QUEUED} AND {_NOT_QUEUED_BY_INSERT})
+        EXECUTE FUNCTION pcapi_queue_sync()""",
         f"""
         CREATE OR REPLACE TRIGGER pcapi_queue_on_update
         AFTER UPDATE OF status, next_attempt_at, lease_expires_at ON {outbox}
@@ -103,6 +120,41 @@ def _sqlite(outbox: str, queue: str) -> list[str]:
     ]
 
 
+INSERTED_ROWS_AT = 1
+"""In :func:`insert_queueing_itself`'s statements, the index of the one that returns the rows."""
+
+
+def insert_queueing_itself(
+    connection: BaseDatabaseWrapper, insert: str, returning: Sequence[str]
+) -> str:
+    """PostgreSQL: ``insert`` (into the outbox, no RETURNING) writing its rows' entries itself.
+
+    Three statements, for one round trip (client-side binding): the setting that holds the
+    insert trigger off, ``WITH new AS (insert RETURNING …), queued AS (INSERT INTO queue …)
+    SELECT returning FROM new`` (the entries exactly as the trigger would write them), and the
+    setting back off, so every later insert of the transaction is queued by the trigger again.
+    The rows are the second statement's (:data:`INSERTED_ROWS_AT`).  A failure aborts the
+    statements after it; rolling back to a savepoint taken before (the caller's) undoes the
+    setting with the rest.  Meant for a transaction: ``SET LOCAL`` outside one does nothing.
+    """
+    from .models import OutboxEvent, QueuedEvent
+
+    qn = connection.ops.quote_name
+    meta = OutboxEvent._meta
+    read = [meta.pk.column, "account_id", "status", "next_attempt_at", "lease_expires_at"]
+    read += [column for column in returning if column not in read]
+    return (
+        f"SET LOCAL {QUEUED_BY_INSERT} TO 'on'; "
+        f"WITH pcapi_new AS ({insert} RETURNING {', '.join(qn(c) for c in read)}), "
+        f"pcapi_queued AS (INSERT INTO {qn(QueuedEvent._meta.db_table)} "
+        f"(event_id, account_id, next_attempt_at) "
+        f"SELECT {qn(meta.pk.column)}, account_id, {_claimable_at('pcapi_new.')} FROM pcapi_new "
+        f"WHERE status IN {QUEUED}) "
+        f"SELECT {', '.join(qn(c) for c in returning)} FROM pcapi_new; "
+        f"SET LOCAL {QUEUED_BY_INSERT} TO 'off'"
+    )
+
+
 def install(connection: BaseDatabaseWrapper, outbox_table: str, queue_table: str) -> None:
     """Create (or replace) the triggers on ``outbox_table`` that keep ``queue_table``."""
     qn = connection.ops.quote_name
@@ -119,6 +171,13 @@ def install(connection: BaseDatabaseWrapper, outbox_table: str, queue_table: str
     with connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
+
+
+def reinstall(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """A migration's ``RunPython``: install the triggers again on the migrated tables."""
+    outbox = apps.get_model("pinterest_capi", "OutboxEvent")._meta.db_table
+    queue = apps.get_model("pinterest_capi", "QueuedEvent")._meta.db_table
+    install(schema_editor.connection, outbox, queue)
 
 
 def fill(connection: BaseDatabaseWrapper, outbox_table: str, queue_table: str) -> None:

@@ -56,7 +56,10 @@ def can_fold(connection: BaseDatabaseWrapper) -> bool:
     return is_psycopg3 and options.get("server_side_binding") is not True
 
 
-def _fetch(cursor: Any, fetch: bool) -> list[tuple[Any, ...]]:
+def _fetch(cursor: Any, fetch: bool, rows_at: int = 0) -> list[tuple[Any, ...]]:
+    """The rows of the ``rows_at``-th statement the cursor ran (0: the first, where it is)."""
+    for _ in range(rows_at):
+        cursor.nextset()
     return cursor.fetchall() if fetch else []
 
 
@@ -67,20 +70,26 @@ def execute_in_savepoint(
     *,
     fetch: bool = False,
     name: str | None = None,
+    rows_at: int = 0,
 ) -> list[tuple[Any, ...]]:
     """Run one statement in a savepoint of its own; its rows when ``fetch``.
 
     On a database error the statement's effects are undone (so the caller's transaction
-    stays usable) and the error is raised.  Call it inside a transaction.
+    stays usable) and the error is raised.  Call it inside a transaction.  ``sql`` may be
+    several statements where :func:`can_fold`; ``rows_at`` is then the index of the one whose
+    rows are returned.
     """
     ops = connection.ops
     name = name or _new_name()
     create, release = ops.savepoint_create_sql(name), ops.savepoint_commit_sql(name)
+    folds = can_fold(connection)
+    if rows_at and not folds:
+        raise ValueError("several statements in one execute need can_fold(connection)")
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(sql, params)  # statement-level rollback: see the module's docstring
             return _fetch(cursor, fetch)
-        if can_fold(connection):
+        if folds:
             try:
                 cursor.execute(f"{create}; {sql}; {release}", params)
             except DatabaseError:
@@ -90,7 +99,7 @@ def execute_in_savepoint(
                     _rollback_to(connection, name)
                 raise
             cursor.nextset()  # the SAVEPOINT's (empty) result, then the statement's
-            return _fetch(cursor, fetch)
+            return _fetch(cursor, fetch, rows_at)
         cursor.execute(create)
         try:
             cursor.execute(sql, params)
@@ -198,7 +207,12 @@ class DeferredSavepoint:
         self.name = name
 
     def execute(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any], *, fetch: bool = False
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        *,
+        fetch: bool = False,
+        rows_at: int = 0,
     ) -> list[Any]:
         """Run ``sql`` in the block; with no savepoint open yet, in one of its own.
 
@@ -206,14 +220,15 @@ class DeferredSavepoint:
         on PostgreSQL) and released with it, so the block's next statement, if any, opens
         another.  With a savepoint open (the block ran a statement before) it runs in it.
         Meant for the block's last statement (the receivers' outbox insert): once it is
-        released, an exception the block raises afterwards no longer undoes it.
+        released, an exception the block raises afterwards no longer undoes it.  ``rows_at``
+        as in :func:`execute_in_savepoint`.
         """
         if not self.deferred:
             with self.connection.cursor() as cursor:
                 cursor.execute(sql, params)
-                return _fetch(cursor, fetch)
+                return _fetch(cursor, fetch, rows_at)
         with self._own_statement():
-            return execute_in_savepoint(self.connection, sql, params, fetch=fetch)
+            return execute_in_savepoint(self.connection, sql, params, fetch=fetch, rows_at=rows_at)
 
     def __exit__(
         self,

@@ -81,7 +81,10 @@ def test_a_mapper_that_queries_shares_the_savepoint_with_the_insert(account):
 
     with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
         [row] = record_from_signal(queries_then_maps)
-    assert statements(ctx) == ["SAVEPOINT", "SELECT", "INSERT", "RELEASE"]
+    assert statements(ctx)[:2] == ["SAVEPOINT", "SELECT"] and statements(ctx)[3] == "RELEASE"
+    # On PostgreSQL the insert is framed by the setting that holds the queue trigger off.
+    assert 'INTO "pinterest_capi_outboxevent"' in ctx.captured_queries[2]["sql"]
+    assert len(ctx.captured_queries) == 4
     assert OutboxEvent.objects.get().pk == row.pk
 
 

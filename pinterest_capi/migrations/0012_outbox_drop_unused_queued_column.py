@@ -8,12 +8,6 @@ from django.db import migrations
 from pinterest_capi import queue_triggers
 
 
-def reinstall_queue_triggers(apps, schema_editor):
-    outbox = apps.get_model("pinterest_capi", "OutboxEvent")._meta.db_table
-    queue = apps.get_model("pinterest_capi", "QueuedEvent")._meta.db_table
-    queue_triggers.install(schema_editor.connection, outbox, queue)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("pinterest_capi", "0011_outbox_queue_table_delivery_hot"),
@@ -25,6 +19,6 @@ class Migration(migrations.Migration):
             name="queued",
         ),
         migrations.RunPython(
-            reinstall_queue_triggers, reinstall_queue_triggers, elidable=False
+            queue_triggers.reinstall, queue_triggers.reinstall, elidable=False
         ),
     ]
