@@ -121,3 +121,19 @@ def test_track_outside_a_transaction_is_queued_by_the_trigger_as_before(account)
     entries_match_rows()
     assert queued_by_insert() in (None, "", "off")
     assert QueuedEvent.objects.get().event_id == row.pk
+
+
+def test_every_active_account_of_the_tenant_gets_its_row_and_its_entry(account):
+    from pinterest_capi.models import AdAccount
+
+    for number, active in (("549755885177", True), ("549755885178", False)):
+        other = AdAccount(tenant="demo", ad_account_id=number, name=number, active=active)
+        other.set_token("pina_sandbox_TOKEN_other")
+        other.save()
+    with transaction.atomic():
+        rows = record(6)
+    assert len(rows) == 2 and {row.account.active for row in rows} == {True}
+    entries_match_rows()
+    assert set(QueuedEvent.objects.values_list("account_id", flat=True)) == {
+        row.account_id for row in rows
+    }
