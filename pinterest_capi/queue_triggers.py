@@ -136,6 +136,9 @@ def insert_queueing_itself(
     The rows are the second statement's (:data:`INSERTED_ROWS_AT`).  A failure aborts the
     statements after it; rolling back to a savepoint taken before (the caller's) undoes the
     setting with the rest.  Meant for a transaction: ``SET LOCAL`` outside one does nothing.
+    Under triggers installed before migration 0013 (no WHEN on the setting) the trigger runs
+    too, at the end of the statement, and its upsert finds the entry there: one entry still,
+    only the saving is lost.
     """
     from .models import OutboxEvent, QueuedEvent
 
