@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from . import queue_triggers
 from .models import AdAccount, EventStatus, OutboxEvent
-from .savepoints import DeferredSavepoint, can_fold, execute_in_savepoint
+from .savepoints import DeferredSavepoint, can_fold, execute_in_savepoint, fetch_rows
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +145,7 @@ def record_for_tenant(
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for _ in range(rows_at):
-                cursor.nextset()
-            new = cursor.fetchall() if returning else []
+            new = fetch_rows(cursor, returning, rows_at)
     if not returning:  # no RETURNING on this backend: read what is there
         new_or_old = _recorded_for_tenant(event, tenant, db)
         if new_or_old:

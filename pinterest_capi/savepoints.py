@@ -56,8 +56,8 @@ def can_fold(connection: BaseDatabaseWrapper) -> bool:
     return is_psycopg3 and options.get("server_side_binding") is not True
 
 
-def _fetch(cursor: Any, fetch: bool, rows_at: int = 0) -> list[tuple[Any, ...]]:
-    """The rows of the ``rows_at``-th statement the cursor ran (0: the first, where it is)."""
+def fetch_rows(cursor: Any, fetch: bool, rows_at: int = 0) -> list[tuple[Any, ...]]:
+    """The rows of the ``rows_at``-th statement the cursor ran (0: the first); [] unless fetch."""
     for _ in range(rows_at):
         cursor.nextset()
     return cursor.fetchall() if fetch else []
@@ -88,7 +88,7 @@ def execute_in_savepoint(
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(sql, params)  # statement-level rollback: see the module's docstring
-            return _fetch(cursor, fetch)
+            return fetch_rows(cursor, fetch)
         if folds:
             try:
                 cursor.execute(f"{create}; {sql}; {release}", params)
@@ -99,11 +99,11 @@ def execute_in_savepoint(
                     _rollback_to(connection, name)
                 raise
             cursor.nextset()  # the SAVEPOINT's (empty) result, then the statement's
-            return _fetch(cursor, fetch, rows_at)
+            return fetch_rows(cursor, fetch, rows_at)
         cursor.execute(create)
         try:
             cursor.execute(sql, params)
-            rows = _fetch(cursor, fetch)
+            rows = fetch_rows(cursor, fetch)
         except DatabaseError:
             _rollback_to(connection, name)
             raise
@@ -226,7 +226,7 @@ class DeferredSavepoint:
         if not self.deferred:
             with self.connection.cursor() as cursor:
                 cursor.execute(sql, params)
-                return _fetch(cursor, fetch, rows_at)
+                return fetch_rows(cursor, fetch, rows_at)
         with self._own_statement():
             return execute_in_savepoint(self.connection, sql, params, fetch=fetch, rows_at=rows_at)
 
