@@ -79,7 +79,10 @@ def test_while_one_lane_waits_for_pinterest_the_other_delivers(
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {EventStatus.SENT}
     # The lanes' HTTP clients are kept by lane number, for the next flush; nothing else.
     pid = os.getpid()
-    assert set(client._clients) - clients_before == {(pid, "lane-0"), (pid, "lane-1")}
+    assert set(client._clients) - clients_before == {
+        (pid, "lane-0", "http"),  # the sandbox's URL: plain HTTP
+        (pid, "lane-1", "http"),
+    }
 
 
 def test_the_next_flush_sends_over_the_connections_the_lanes_kept(
@@ -128,12 +131,12 @@ def test_each_lane_opens_its_http_client_before_its_first_rows_arrive_best_effor
     real_get_client = client.get_client
     opened_by: list[str] = []
 
-    def get_client_failing_first_time_per_thread():
+    def get_client_failing_first_time_per_thread(url=None):
         name = threading.current_thread().name
         if name not in opened_by:
             opened_by.append(name)
             raise OSError("CA bundle not readable (first try)")
-        return real_get_client()
+        return real_get_client(url)
 
     monkeypatch.setattr(client, "get_client", get_client_failing_first_time_per_thread)
     summary = delivery.flush(until_empty=True)
