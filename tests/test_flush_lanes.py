@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
+from django.db.backends.signals import connection_created
 
 from pinterest_capi import client, delivery
-from pinterest_capi.models import EventStatus, OutboxEvent
+from pinterest_capi.models import EventStatus, OutboxEvent, QueuedEvent
 from pinterest_capi.sandbox import Fault
 from tests.conftest import make_outbox_events
 from tests.reliability.harness import wait_until
@@ -143,3 +146,69 @@ def test_each_lane_opens_its_http_client_before_its_first_rows_arrive_best_effor
     assert summary.sent == 40 and summary.errors == [], summary
     assert len(opened_by) == 2  # each lane's first attempt was the warm-up, not a request
     assert len(set(sandbox.ledger.event_ids())) == 40
+
+
+@contextmanager
+def new_database_sessions() -> Iterator[list[str]]:
+    """The names of the threads that open a database connection inside the block."""
+    opened: list[str] = []
+
+    def note(sender, connection, **kwargs) -> None:
+        opened.append(threading.current_thread().name)
+
+    connection_created.connect(note)
+    try:
+        yield opened
+    finally:
+        connection_created.disconnect(note)
+
+
+def test_what_fits_in_one_claim_is_sent_from_the_calling_thread_without_lanes(
+    postgresql_only, account, sandbox, settings
+):
+    """A worker's nudged flush is the few rows of the last commits: no lane threads, no new
+    database sessions (each is a new PostgreSQL backend), one request from the caller."""
+    _lanes(settings, 2)
+    make_outbox_events(account, 7)  # CLAIM_SIZE is 10
+    connection.ensure_connection()  # the caller's own, as a worker's would be
+    clients_before = set(client._clients)
+    with new_database_sessions() as opened:
+        summary = delivery.flush(until_empty=True)
+    assert summary.sent == 7 and summary.claimed == 7, summary
+    assert opened == []
+    assert set(client._clients) - clients_before == {
+        (os.getpid(), threading.get_ident(), "http")  # this thread's client, no lane's
+    }
+    assert len(sandbox.ledger.requests()) == 1
+    assert sorted(sandbox.ledger.event_ids()) == sorted(
+        OutboxEvent.objects.values_list("event_id", flat=True)
+    )
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {EventStatus.SENT}
+
+
+def test_a_full_claim_hands_its_rows_to_the_first_lane_and_starts_the_lanes(
+    postgresql_only, account, sandbox, settings
+):
+    """A claim that comes back full means a backlog: the lanes take over, lane 0 with the
+    rows the caller claimed. Every event is sent once; no row is left leased or queued."""
+    _lanes(settings, 2)
+    make_outbox_events(account, 45)
+    connection.ensure_connection()
+    with new_database_sessions() as opened:
+        summary = delivery.flush(until_empty=True)
+    assert summary.sent == 45 and summary.claimed == 45 and summary.released == 0, summary
+    # Each lane: its own connection and its claim helper's.
+    assert sorted(name.rsplit("_", 1)[0] for name in opened) == [
+        "pcapi-claim",
+        "pcapi-claim",
+        "pcapi-lane",
+        "pcapi-lane",
+    ]
+    ids = sandbox.ledger.event_ids()
+    assert len(ids) == 45 and len(set(ids)) == 45
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {EventStatus.SENT}
+    assert OutboxEvent.objects.filter(attempts=1).count() == 45
+    assert not QueuedEvent.objects.exists()
+    assert {(os.getpid(), "lane-0", "http"), (os.getpid(), "lane-1", "http")} <= set(
+        client._clients
+    )
