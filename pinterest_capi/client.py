@@ -92,9 +92,9 @@ def _ssl_context() -> ssl.SSLContext:
 def _no_ca_context() -> ssl.SSLContext:
     """The TLS context of a client that only ever sends plain HTTP (the sandbox's URLs).
 
-    Such a client never negotiates TLS, so it does without the CA bundle, whose loading cost
-    35-40 ms of CPU per process: a tenth of a 10,000-event flush run as a command, and paid
-    again by every test process and demo worker that talks to the sandbox.  It still verifies
+    Such a client never negotiates TLS, so it does without the CA bundle, whose loading costs
+    35-40 ms of CPU per process: every flush run as a command against the sandbox, every test
+    process and the demo's worker paid it for nothing.  It still verifies
     (the ``PROTOCOL_TLS_CLIENT`` defaults) and trusts no certificate, so a TLS connection it
     were ever asked to make would fail rather than go unverified.
     """

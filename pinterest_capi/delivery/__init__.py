@@ -37,6 +37,9 @@ from .txn import configure_session
 
 logger = logging.getLogger("pinterest_capi.delivery")
 
+# What a claim gives a flush cycle: (time.monotonic() when it began, lease owner, rows).
+ClaimedRows = tuple[float, str, list[Claimed]]
+
 __all__ = [
     "Claimed",
     "FlushCycle",
@@ -96,15 +99,11 @@ def _until_a_backlog(lanes: int, time_budget: float | None) -> FlushSummary:
             return total
         summary = FlushCycle(owner, rows, claimed_at=claimed_at).run()
         total.add(summary)
-        if summary.sent + summary.failed + summary.retrying == 0:
-            return total  # only released or paused rows: nothing more to do now
-        if time_budget is not None and time.monotonic() - started > time_budget:
+        if _stop_after(summary, started, time_budget):
             return total
 
 
-def _lanes(
-    lanes: int, time_budget: float | None, first: tuple[float, str, list[Claimed]]
-) -> FlushSummary:
+def _lanes(lanes: int, time_budget: float | None, first: ClaimedRows) -> FlushSummary:
     """``lanes`` flush loops side by side in this process, each on its own thread and connections.
 
     A lane is what a second worker process would be — its own claims and leases, so no row
@@ -129,7 +128,7 @@ def _lanes(
 
 
 def _flush_lane_thread(
-    number: int, time_budget: float | None, first: tuple[float, str, list[Claimed]] | None
+    number: int, time_budget: float | None, first: ClaimedRows | None
 ) -> FlushSummary:
     """One lane on its own thread: its own database connections, closed as the thread ends,
     and lane ``number``'s HTTP client, kept for the next flush (:func:`.client.lane`)."""
@@ -147,7 +146,7 @@ def _flush_lane(
     until_empty: bool,
     time_budget: float | None,
     own_thread: bool = False,
-    first: tuple[float, str, list[Claimed]] | None = None,
+    first: ClaimedRows | None = None,
 ) -> FlushSummary:
     """Flush cycles on this thread; with ``until_empty`` on PostgreSQL each next claim runs
     ahead, during the current cycle.  ``first``: rows claimed already, sent first."""
@@ -174,9 +173,7 @@ def _flush_lane(
             total.add(summary)
             if not until_empty or summary.claimed == 0:
                 break
-            if summary.sent + summary.failed + summary.retrying == 0:
-                break  # only released or paused rows: nothing more to do now
-            if time_budget is not None and time.monotonic() - started > time_budget:
+            if _stop_after(summary, started, time_budget):
                 break
     finally:
         if ahead is not None:
@@ -184,10 +181,18 @@ def _flush_lane(
     return total
 
 
+def _stop_after(summary: FlushSummary, started: float, time_budget: float | None) -> bool:
+    """After a cycle with rows: stop when it only released or paused them (nothing more to do
+    now) or when the time budget, counted from ``started``, is spent."""
+    if summary.sent + summary.failed + summary.retrying == 0:
+        return True
+    return time_budget is not None and time.monotonic() - started > time_budget
+
+
 def _open_lane(own_thread: bool) -> None:
-    """Open what a lane's first cycle uses: its HTTP client (with the process's TLS context,
-    whose CA bundle takes tens of milliseconds to load) and its database connection, with the
-    flush's settings for the whole session when the connection is the lane's own.
+    """Open what a lane's first cycle uses: its HTTP client (for HTTPS with the process's TLS
+    context, whose CA bundle takes tens of milliseconds to load) and its database connection,
+    with the flush's settings for the whole session when the connection is the lane's own.
 
     Done while the lane's first claim is on the database, they are ready when its rows are,
     instead of delaying the first request and the first results: a fixed cost of every flush
@@ -219,7 +224,7 @@ class _ClaimAhead:
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pcapi-claim")
-        self._future: Future[tuple[float, str, list[Claimed]]] | None = None
+        self._future: Future[ClaimedRows] | None = None
 
     @staticmethod
     def possible() -> bool:
@@ -233,7 +238,7 @@ class _ClaimAhead:
         return ahead
 
     @staticmethod
-    def _claim() -> tuple[float, str, list[Claimed]]:
+    def _claim() -> ClaimedRows:
         claimed_at = time.monotonic()  # before the claim: the lease margin is conservative
         configure_session(router.db_for_write(OutboxEvent), claim=True)  # this helper's own
         owner, rows = claim(int(app_settings.CLAIM_SIZE))
@@ -242,7 +247,7 @@ class _ClaimAhead:
     def submit(self) -> None:
         self._future = self._pool.submit(self._claim)
 
-    def take(self) -> tuple[float, str, list[Claimed]]:
+    def take(self) -> ClaimedRows:
         future, self._future = self._future, None
         assert future is not None
         return future.result()
